@@ -1,0 +1,227 @@
+// The engine's typed JavaScript face. Everything above the native addon (CLI, language server,
+// tests) goes through this module; it adds AbortSignal support and argument defaults.
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+
+export type RopeScalingType = 'none' | 'dynamic';
+
+export interface LoadOptions {
+  threads?: number;
+  /** Overrides the file's RoPE scaling type / factor. */
+  ropeScaling?: RopeScalingType;
+  ropeFactor?: number;
+  /** Called with a fraction in [0, 1] while the weights are mapped and checked. */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface ModelInfo {
+  path: string;
+  format: 'gguf' | 'hf';
+  name: string;
+  architecture: 'internlm2';
+  vocabSize: number;
+  contextLength: number;
+  embeddingLength: number;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  headDim: number;
+  feedForwardLength: number;
+  rmsNormEps: number;
+  ropeFreqBase: number;
+  ropeScaling: { type: RopeScalingType; factor: number };
+  ropeLayout: 'pairwise' | 'rotate-half';
+  /** Number of weight tensors per type name, e.g. {"F16": 225, "F32": 65}. */
+  weightTypes: Record<string, number>;
+  parameterCount: number;
+  fileBytes: number;
+  bosId: number;
+  eosId: number;
+  stopTokens: number[];
+  backends: string[];
+  threads: number;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  seed?: number;
+}
+
+export interface EvaluateOptions {
+  /** Per-position top-K log-probabilities for every evaluated position (0 = none). */
+  topK?: number;
+  signal?: AbortSignal;
+}
+
+export interface EvaluateResult {
+  /** top[i]: the K best [id, logprob] of the next-token distribution after position i. */
+  top: Array<Array<[number, number]>>;
+  ropeBase: number;
+  cachedTokens: number;
+  ms: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Full prompt token ids; the session reuses the longest cached prefix. */
+  prompt: number[];
+  maxTokens?: number;
+  stopTokens?: number[];
+  stopStrings?: string[];
+  signal?: AbortSignal;
+  /** Streams decoded text (complete UTF-8 only) as tokens are accepted. */
+  onText?: (text: string) => void;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface GenerateResult {
+  text: string;
+  tokens: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  cachedTokens: number;
+  promptMs: number;
+  generateMs: number;
+}
+
+export interface SessionOptions {
+  /** Most positions this session may hold (default: the model's context length). */
+  contextLength?: number;
+}
+
+interface NativeSession {
+  ropeBase(): number;
+  length(): number;
+  tokens(): number[];
+  evaluate(tokens: number[], topK: number): Promise<EvaluateResult>;
+  generate(options: Omit<GenerateOptions, 'signal' | 'onText'>, onText: (text: string) => void): Promise<GenerateResult>;
+  cancel(): void;
+  truncate(n: number): void;
+  dispose(): void;
+}
+
+interface NativeModel {
+  info(): ModelInfo;
+  tokenize(text: string, special: boolean): number[];
+  detokenize(ids: number[]): string;
+  createSession(contextLength: number): NativeSession;
+  dispose(): void;
+}
+
+interface NativeTokenizer {
+  encode(text: string, special: boolean): number[];
+  decode(ids: number[]): string;
+  vocabSize(): number;
+}
+
+interface NativeAddon {
+  loadModel(path: string, options: Omit<LoadOptions, 'onProgress'>, onProgress: (f: number) => void): Promise<NativeModel>;
+  loadTokenizer(path: string): NativeTokenizer;
+  physicalCores(): number;
+}
+
+function loadAddon(): NativeAddon {
+  const candidates = [
+    process.env.INTERNLM_NATIVE,
+    path.join(__dirname, 'internlm.node'),
+    path.join(__dirname, '..', 'native', 'build', 'internlm.node'),
+    path.join(__dirname, 'build', 'internlm.node'),
+  ].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`native engine not built (looked for ${candidates.join(', ')}); run npm run build`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(found) as NativeAddon;
+}
+
+let addon: NativeAddon | undefined;
+function native(): NativeAddon {
+  addon ??= loadAddon();
+  return addon;
+}
+
+async function withSignal<T>(signal: AbortSignal | undefined, cancel: () => void, run: () => Promise<T>): Promise<T> {
+  if (!signal) return run();
+  if (signal.aborted) cancel();
+  signal.addEventListener('abort', cancel);
+  try {
+    return await run();
+  } finally {
+    signal.removeEventListener('abort', cancel);
+  }
+}
+
+export class Session {
+  constructor(private readonly handle: NativeSession) {}
+
+  /** The RoPE base this session's KV cache was built with. */
+  get ropeBase(): number { return this.handle.ropeBase(); }
+  /** Positions currently held in the KV cache. */
+  get length(): number { return this.handle.length(); }
+  get tokens(): number[] { return this.handle.tokens(); }
+
+  /** Appends tokens to the cache, returning top-K log-probabilities per position. */
+  evaluate(tokens: number[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
+    return withSignal(options.signal, () => this.handle.cancel(), () => this.handle.evaluate(tokens, options.topK ?? 0));
+  }
+
+  generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onText, ...rest } = options;
+    return withSignal(signal, () => this.handle.cancel(), () => this.handle.generate(rest, onText ?? (() => {})));
+  }
+
+  /** Keeps only the first n cached positions. */
+  truncate(n: number): void { this.handle.truncate(n); }
+  dispose(): void { this.handle.dispose(); }
+}
+
+export class Model {
+  readonly info: ModelInfo;
+  private constructor(private readonly handle: NativeModel) {
+    this.info = handle.info();
+  }
+
+  static async load(modelPath: string, options: LoadOptions = {}): Promise<Model> {
+    const { onProgress, ...rest } = options;
+    const handle = await native().loadModel(path.resolve(modelPath), rest, onProgress ?? (() => {}));
+    return new Model(handle);
+  }
+
+  /** Token ids without BOS. special=true turns control-token text into control tokens (trusted text only). */
+  tokenize(text: string, options: { special?: boolean } = {}): number[] {
+    return this.handle.tokenize(text, options.special ?? false);
+  }
+
+  detokenize(ids: number[]): string { return this.handle.detokenize(ids); }
+
+  createSession(options: SessionOptions = {}): Session {
+    return new Session(this.handle.createSession(options.contextLength ?? 0));
+  }
+
+  dispose(): void { this.handle.dispose(); }
+}
+
+export interface Tokenizer {
+  encode(text: string, options?: { special?: boolean }): number[];
+  decode(ids: number[]): string;
+  readonly vocabSize: number;
+}
+
+/** A tokenizer alone, from a tokenizer.model, a GGUF file or an HF directory. */
+export function loadTokenizer(filePath: string): Tokenizer {
+  const t = native().loadTokenizer(path.resolve(filePath));
+  return {
+    encode: (text, options) => t.encode(text, options?.special ?? false),
+    decode: (ids) => t.decode(ids),
+    vocabSize: t.vocabSize(),
+  };
+}
+
+export function physicalCores(): number {
+  return native().physicalCores();
+}

@@ -1,0 +1,47 @@
+#pragma once
+// The seam between sessions and the hardware: a backend owns its KV caches and runs the
+// forward pass. The CPU backend lives in cpu/, the CUDA one in cuda/.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+
+namespace ilm {
+
+// Per-session attention state (K after RoPE, V) for up to capacity() positions.
+class KVCache {
+ public:
+  virtual ~KVCache() = default;
+  virtual int capacity() const = 0;
+  // Grows the cache to hold at least n positions (keeps contents); throws ilm::Error if it can't.
+  virtual void reserve(int n) = 0;
+};
+
+struct ForwardRequest {
+  const int32_t* tokens = nullptr;
+  int n_tokens = 0;
+  int start_pos = 0;         // position of tokens[0]; the cache holds [0, start_pos)
+  float rope_base = 0.0f;    // the session's base (dynamic NTK already applied)
+  // Logits wanted for positions [logits_from, n_tokens) of this batch; logits_from == n_tokens
+  // means none. Written row by row (vocab floats each) to logits_out.
+  int logits_from = 0;
+  float* logits_out = nullptr;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual std::unique_ptr<KVCache> create_cache(int initial_capacity) = 0;
+  // Runs one chunk. The caller splits long inputs into chunks of at most max_batch() tokens.
+  virtual void forward(KVCache& cache, const ForwardRequest& request) = 0;
+  virtual int max_batch() const = 0;
+  virtual void set_threads(int n) = 0;
+  virtual int threads() const = 0;
+};
+
+std::unique_ptr<Backend> create_cpu_backend(const Model& model, int threads);
+
+}  // namespace ilm
