@@ -1,6 +1,7 @@
 #pragma once
 // SentencePiece BPE with byte fallback, giving exactly the ids of InternLM2's own tokenizer.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,7 +34,7 @@ class Tokenizer {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Releases only complete UTF-8 sequences, so a character split across tokens is never

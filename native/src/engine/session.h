@@ -1,0 +1,51 @@
+#pragma once
+// A conversation's state on one backend: the KV cache, the tokens it holds and the RoPE base it
+// was built with. A cache is never reused under a different base.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace ilm {
+
+// Receives logits rows while a batch is evaluated: (index in the batch, vocab floats).
+using LogitsSink = std::function<void(int index, const float* logits)>;
+
+class Session {
+ public:
+  // max_context: most positions this session may hold (0 = the model's context length).
+  Session(const Model& model, Backend& backend, int max_context);
+
+  int length() const { return int(tokens_.size()); }
+  int max_context() const { return max_context_; }
+  float rope_base() const { return rope_base_; }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+
+  // Appends tokens, computing them chunk by chunk; sink gets the logits of every appended
+  // position from `logits_from` on (relative to this batch). With an empty cache the RoPE base
+  // is chosen for the final length, so a one-pass evaluation of L tokens uses base'(L) at every
+  // position. Throws Cancelled (between chunks) when cancel becomes true; what was computed stays.
+  void append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
+              const std::atomic<bool>& cancel);
+
+  // Keeps the longest cached prefix of `prompt` that is valid under the base `prompt` needs,
+  // then appends the rest; sink gets the last position's logits. Returns how many positions were reused.
+  int prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel);
+
+  // Keeps only the first n positions.
+  void truncate(int n);
+
+ private:
+  const Model& model_;
+  Backend& backend_;
+  int max_context_;
+  std::unique_ptr<KVCache> cache_;
+  std::vector<int32_t> tokens_;
+  float rope_base_ = 0.0f;
+  std::vector<float> logits_;
+};
+
+}  // namespace ilm

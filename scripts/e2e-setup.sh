@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests need on a Debian machine (run as root):
+#   - Debian's chromium (driven by playwright-core), ripgrep, and the headers code-server's
+#     native modules build against (libkrb5-dev for kerberos; a C++ toolchain and python for node-gyp);
+#   - code-server from npm into a project-local prefix (.cache/code-server, gitignored);
+#   - playwright-core (a devDependency) when node_modules lacks it.
+# Only the npm registry and Debian's apt are reachable, which shapes two steps below (see the
+# ripgrep cache and node headers). Idempotent: every step is skipped when its result is present.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CODE_SERVER_VERSION="4.100.3"
+PREFIX="$ROOT/.cache/code-server"
+PACKAGE_DIR="$PREFIX/node_modules/code-server"
+CODE_SERVER="$PREFIX/node_modules/.bin/code-server"
+VSCODE_DIR="$PACKAGE_DIR/lib/vscode"
+RG_BIN="$VSCODE_DIR/node_modules/@vscode/ripgrep/bin/rg"
+
+log() { echo "[e2e-setup] $*"; }
+
+install_debian_packages() {
+  local wanted=(chromium ripgrep libkrb5-dev python3 make g++ pkg-config) missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  # python3/make/g++ may come from elsewhere (pyenv, a toolchain image): only the binaries matter.
+  local still=()
+  for pkg in "${missing[@]}"; do
+    case "$pkg" in
+      python3|make|g++|pkg-config) command -v "$pkg" >/dev/null || still+=("$pkg") ;;
+      *) still+=("$pkg") ;;
+    esac
+  done
+  if [ ${#still[@]} -eq 0 ]; then
+    log "Debian packages present"
+    return
+  fi
+  log "apt-get install ${still[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${still[@]}" >/dev/null
+}
+
+code_server_installed() {
+  [ -x "$CODE_SERVER" ] && [ -x "$RG_BIN" ] &&
+    [ "$(node -p "require('$PACKAGE_DIR/package.json').version" 2>/dev/null)" = "$CODE_SERVER_VERSION" ]
+}
+
+# @vscode/ripgrep's postinstall downloads a prebuilt rg from GitHub, which is unreachable. It first
+# looks in "$TMPDIR/vscode-ripgrep-cache-<package version>/ripgrep-<rg release>-<target>.tar.gz"
+# (lib/download.js), so we put Debian's rg there as that archive. The versions are those pinned by
+# code-server 4.100.3's lib/vscode/npm-shrinkwrap.json (@vscode/ripgrep 1.15.11, whose
+# lib/postinstall.js asks for release v13.0.0-10).
+seed_ripgrep_cache() {
+  local tmp="$1" target
+  case "$(uname -m)" in
+    x86_64) target="x86_64-unknown-linux-musl" ;;
+    aarch64) target="aarch64-unknown-linux-musl" ;;
+    *) echo "e2e-setup: unsupported architecture $(uname -m)" >&2; exit 1 ;;
+  esac
+  local cache="$tmp/vscode-ripgrep-cache-1.15.11" stage="$tmp/rg-stage"
+  mkdir -p "$cache" "$stage"
+  cp /usr/bin/rg "$stage/rg"
+  tar -czf "$cache/ripgrep-v13.0.0-10-$target.tar.gz" -C "$stage" rg
+}
+
+install_code_server() {
+  if code_server_installed; then
+    log "code-server $CODE_SERVER_VERSION present in $PREFIX"
+    return
+  fi
+  local tmp="$ROOT/.cache/tmp"
+  rm -rf "$PREFIX" "$tmp"
+  mkdir -p "$PREFIX" "$tmp"
+  # A local install in its own folder, not `npm install -g --prefix`: npm passes --prefix on to
+  # the nested installs of code-server's postinstall, which then install into the wrong tree.
+  echo '{ "private": true }' > "$PREFIX/package.json"
+  seed_ripgrep_cache "$tmp"
+  log "npm install code-server@$CODE_SERVER_VERSION (builds native modules; takes a few minutes)"
+  local nodedir=()
+  # node-gyp would download node's headers from nodejs.org (unreachable); Debian's nodejs ships them.
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then nodedir=(npm_config_nodedir=/usr); fi
+  # code-server's postinstall refuses to run as root unless npm_config_unsafe_perm=true (npm >= 7
+  # no longer knows --unsafe-perm, so the env var is what counts), and runs nested
+  # `npm install`s in lib/vscode whose native modules (node-pty, kerberos, spdlog...) have install
+  # scripts: npm >= 11 skips dependency install scripts unless allowed, hence the env settings,
+  # which the nested npm processes inherit.
+  (cd "$PREFIX" && env "${nodedir[@]}" TMPDIR="$tmp" npm_config_yes=true npm_config_unsafe_perm=true \
+    npm_config_dangerously_allow_all_scripts=true npm_config_update_notifier=false \
+    npm install --no-audit --no-fund "code-server@$CODE_SERVER_VERSION") > "$ROOT/.cache/code-server-install.log" 2>&1 || {
+      tail -40 "$ROOT/.cache/code-server-install.log" >&2
+      echo "e2e-setup: code-server install failed (full log: .cache/code-server-install.log)" >&2
+      exit 1
+    }
+  rm -rf "$tmp"
+  code_server_installed || { echo "e2e-setup: code-server installed but ripgrep is missing at $RG_BIN" >&2; exit 1; }
+  log "code-server $CODE_SERVER_VERSION installed in $PREFIX"
+}
+
+install_playwright_core() {
+  if [ -f "$ROOT/node_modules/playwright-core/package.json" ]; then
+    log "playwright-core present"
+    return
+  fi
+  log "npm install (playwright-core is a devDependency)"
+  (cd "$ROOT" && npm install --no-audit --no-fund)
+}
+
+install_debian_packages
+install_code_server
+install_playwright_core
+log "ready: code-server $("$CODE_SERVER" --version | head -1), $(chromium --version)"

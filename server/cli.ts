@@ -1,0 +1,44 @@
+// internlm: the command-line face of the engine (and our debugging tool). One subcommand per job;
+// see USAGE in cli/args.ts. Mistakes in the call exit with 2 and the usage, failures with 1.
+import { USAGE, UsageError } from './cli/args';
+import { benchCommand } from './cli/commands/bench';
+import { chatCommand } from './cli/commands/chat';
+import { evalCommand } from './cli/commands/evaluate';
+import { generateCommand } from './cli/commands/generate';
+import { infoCommand } from './cli/commands/info';
+import { tokenizeCommand } from './cli/commands/tokenize';
+
+const COMMANDS = new Map<string, (args: string[]) => Promise<void>>([
+  ['info', infoCommand],
+  ['tokenize', tokenizeCommand],
+  ['eval', evalCommand],
+  ['generate', generateCommand],
+  ['chat', chatCommand],
+  ['bench', benchCommand],
+]);
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (name === undefined) throw new UsageError('missing command');
+  const command = COMMANDS.get(name);
+  if (!command) throw new UsageError(`unknown command '${name}'`);
+  await command(args);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`internlm: ${error.message}\n\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`internlm: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

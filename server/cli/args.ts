@@ -1,0 +1,84 @@
+// Command-line parsing for the internlm CLI: node:util parseArgs in strict mode (unknown flags are
+// errors) plus typed readers for numeric values.
+import { parseArgs } from 'node:util';
+
+/** A mistake in how the CLI was called: reported with the usage text and exit code 2. */
+export class UsageError extends Error {}
+
+export const USAGE = `Usage:
+  internlm info       --model PATH [--json]
+  internlm tokenize   --model PATH (--text S | --text-file F) [--special] [--json]
+  internlm eval       --model PATH (--tokens 1,2,3 | --text S | --text-file F) [--top K] [--threads N]
+                      [--rope-scaling none|dynamic] [--rope-factor F] [--json]
+  internlm generate   --model PATH --prompt S [--chat] [--max-tokens N] [--temperature T] [--top-p P]
+                      [--top-k K] [--seed S] [--threads N]
+  internlm chat       --model PATH [--threads N]
+  internlm bench      --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--json]
+
+PATH is a GGUF file or a Hugging Face checkpoint directory.`;
+
+type OptionSpec = { type: 'string' } | { type: 'boolean' };
+export type OptionSpecs = Record<string, OptionSpec>;
+export type ParsedOptions = Record<string, string | boolean | undefined>;
+
+export function parseOptions(args: string[], specs: OptionSpecs): ParsedOptions {
+  try {
+    return parseArgs({ args, options: specs, strict: true, allowPositionals: false }).values as ParsedOptions;
+  } catch (error) {
+    // parseArgs' messages name the flag ("Unknown option '--foo'"); keep them, drop its error code.
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export function stringOption(options: ParsedOptions, name: string): string | undefined {
+  const value = options[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function requiredString(options: ParsedOptions, name: string): string {
+  const value = stringOption(options, name);
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function numberOption(options: ParsedOptions, name: string, integer: boolean): number | undefined {
+  const text = stringOption(options, name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${text}'`);
+  }
+  return value;
+}
+
+export function intOption(options: ParsedOptions, name: string, { min = 0 } = {}): number | undefined {
+  const value = numberOption(options, name, true);
+  if (value !== undefined && value < min) throw new UsageError(`--${name} must be at least ${min}, got ${value}`);
+  return value;
+}
+
+export function floatOption(options: ParsedOptions, name: string, { min = -Infinity, max = Infinity } = {}): number | undefined {
+  const value = numberOption(options, name, false);
+  if (value !== undefined && (value < min || value > max)) {
+    throw new UsageError(`--${name} must be in [${min}, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+export function choiceOption<T extends string>(options: ParsedOptions, name: string, choices: readonly T[]): T | undefined {
+  const value = stringOption(options, name);
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${value}'`);
+  }
+  return value as T;
+}
+
+/** "1,2,3" → [1, 2, 3]; every entry must be a non-negative integer. */
+export function tokenListOption(options: ParsedOptions, name: string): number[] | undefined {
+  const text = stringOption(options, name);
+  if (text === undefined) return undefined;
+  const ids = text.split(',').map((part) => part.trim());
+  if (ids.some((id) => !/^\d+$/.test(id))) throw new UsageError(`--${name} must be comma-separated token ids, got '${text}'`);
+  return ids.map(Number);
+}
