@@ -145,12 +145,15 @@ function native(): NativeAddon {
   return addon;
 }
 
+// The native call resets the session's cancel flag when it starts, so an already-aborted
+// signal is applied right after the call has begun.
 async function withSignal<T>(signal: AbortSignal | undefined, cancel: () => void, run: () => Promise<T>): Promise<T> {
   if (!signal) return run();
+  const running = run();
   if (signal.aborted) cancel();
   signal.addEventListener('abort', cancel);
   try {
-    return await run();
+    return await running;
   } finally {
     signal.removeEventListener('abort', cancel);
   }

@@ -108,4 +108,5 @@ install_playwright_core() {
 install_debian_packages
 install_code_server
 install_playwright_core
-log "ready: code-server $("$CODE_SERVER" --version | head -1), $(chromium --version)"
+# Versions from the files: running `code-server --version` would write ~/.config/code-server.
+log "ready: code-server $(node -p "require('$PACKAGE_DIR/package.json').version"), $(dpkg-query -W -f='chromium ${Version}' chromium)"

@@ -12,7 +12,7 @@ function llama() {
   return llamaPromise;
 }
 
-async function withContext(modelPath, { ropeBase, threads = 1, contextSize, exact = true }, run) {
+async function withContext(modelPath, { ropeBase, threads, contextSize, exact = true }, run) {
   const model = await (await llama()).loadModel({
     modelPath,
     gpuLayers: 0,
@@ -55,26 +55,28 @@ async function withContext(modelPath, { ropeBase, threads = 1, contextSize, exac
  */
 export async function referenceLogprobs(modelPath, tokens, { ropeBase, threads = 1 } = {}) {
   if (tokens.length === 0) throw new Error('referenceLogprobs: no tokens');
-  return withContext(modelPath, { ropeBase, threads, contextSize: tokens.length }, async (sequence, model) => {
-    const vocabSize = model.tokens.trainedVocabSize ?? model.fileInsights.tensorInfo?.find((t) => t.name === 'output.weight')?.dimensions[1];
+  return withContext(modelPath, { ropeBase, threads, contextSize: tokens.length }, async (sequence) => {
     const outputs = await sequence.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true } }]));
-    return outputs.map((output, i) => {
-      const probabilities = output?.next.probabilities;
+    return tokens.map((_, i) => {
+      const probabilities = outputs[i]?.next.probabilities;
       if (!probabilities) throw new Error(`llama.cpp returned no distribution for position ${i}`);
-      return toLogprobs(probabilities, Number(vocabSize));
+      return toLogprobs(probabilities);
     });
   });
 }
 
-function toLogprobs(probabilities, vocabSize) {
-  const logprobs = new Float64Array(vocabSize).fill(-Infinity);
+// The map holds every vocabulary entry (nothing filters it under greedy sampling), so its size is
+// the vocabulary size.
+function toLogprobs(probabilities) {
+  const logprobs = new Float64Array(probabilities.size);
   let sum = 0;
   for (const [id, p] of probabilities) {
+    if (id >= logprobs.length) throw new Error(`llama.cpp returned a partial distribution (id ${id} of ${probabilities.size} entries)`);
     logprobs[id] = Math.log(p);
     sum += p;
   }
   const logSum = Math.log(sum);
-  for (let id = 0; id < vocabSize; id++) logprobs[id] -= logSum;
+  for (let id = 0; id < logprobs.length; id++) logprobs[id] -= logSum;
   return logprobs;
 }
 
@@ -112,7 +114,7 @@ export async function referenceGreedy(modelPath, tokens, count, { threads = 1 } 
  */
 export async function referenceBench(modelPath, { promptTokens = 256, genTokens = 64, threads = 1, seed = 1 } = {}) {
   return withContext(modelPath, { threads, contextSize: promptTokens + genTokens + 1, exact: false }, async (sequence, model) => {
-    const prompt = randomTokens(promptTokens, model.tokens.trainedVocabSize ?? 32000, seed);
+    const prompt = randomTokens(promptTokens, model.fileInfo.metadata.tokenizer.ggml.tokens.length, seed);
     const started = performance.now();
     let prefillMs = 0;
     let generated = 0;

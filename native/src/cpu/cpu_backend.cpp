@@ -153,7 +153,7 @@ class CpuBackend final : public Backend {
       case DType::Q8_0: {
         // Activations are quantized to Q8_0 blocks so the dot products run on integer units.
         const size_t blocks = size_t(n) / kQ8_0BlockSize;
-        pool_->parallel_for(nt, [&](int t, int) { K.quantize_q8_0(X + size_t(t) * n, xq_.data() + t * blocks, n); });
+        run_parallel(nt, double(nt) * n, [&](int t, int) { K.quantize_q8_0(X + size_t(t) * n, xq_.data() + t * blocks, n); });
         xs = reinterpret_cast<const uint8_t*>(xq_.data());
         ldx = blocks * sizeof(cpu::BlockQ8_0);
         tile = K.gemm_q8_0;
@@ -163,13 +163,23 @@ class CpuBackend final : public Backend {
     const size_t ldw = W.row_bytes();
     constexpr int kRowBlock = 16, kTokBlock = 32;
     const int row_blocks = (nr + kRowBlock - 1) / kRowBlock;
-    pool_->parallel_for(row_blocks, [&](int b, int) {
+    run_parallel(row_blocks, double(nr) * n * nt, [&](int b, int) {
       const int r0 = b * kRowBlock, rn = std::min(kRowBlock, nr - r0);
       for (int t0 = 0; t0 < nt; t0 += kTokBlock) {
         const int tn = std::min(kTokBlock, nt - t0);
         tile(W.data + size_t(r0) * ldw, ldw, xs + size_t(t0) * ldx, ldx, Y + size_t(t0) * ldy + r0, size_t(ldy), rn, tn, n);
       }
     });
+  }
+
+  // Below ~64K multiply-adds a loop finishes before a worker would wake: run it inline.
+  template <typename Fn>
+  void run_parallel(int n_tasks, double work, const Fn& fn) {
+    if (work < 65536.0) {
+      for (int t = 0; t < n_tasks; t++) fn(t, 0);
+    } else {
+      pool_->parallel_for(n_tasks, fn);
+    }
   }
 
   void project_qkv(const LayerWeights& L, int nt) {
@@ -254,7 +264,8 @@ class CpuBackend final : public Backend {
     const int q_dim = c_.n_heads * hd;
     const float scale = 1.0f / std::sqrt(float(hd));
     constexpr int kKeyBlock = 64;
-    pool_->parallel_for(c_.n_kv_heads * nt, [&](int task, int) {
+    const double work = double(c_.n_heads) * nt * (start + nt) * hd;
+    run_parallel(c_.n_kv_heads * nt, work, [&](int task, int) {
       const int g = task % c_.n_kv_heads, t = task / c_.n_kv_heads;
       const int n_keys = start + t + 1;
       float scores[kKeyBlock];

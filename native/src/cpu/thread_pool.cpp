@@ -52,7 +52,11 @@ void ThreadPool::parallel_for(int n_tasks, const std::function<void(int, int)>& 
   }
   wake_.notify_all();
   run_tasks(0);
-  while (active_.load(std::memory_order_acquire) != 0) ILM_PAUSE();
+  // Spin briefly, then yield: on a busy machine a descheduled worker must get the core back.
+  for (int spin = 0; active_.load(std::memory_order_acquire) != 0; spin++) {
+    if (spin < 4000) ILM_PAUSE();
+    else std::this_thread::yield();
+  }
 }
 
 void ThreadPool::worker_loop(int index) {

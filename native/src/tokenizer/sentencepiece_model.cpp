@@ -137,9 +137,9 @@ struct TrainerSpec {
 // Proto int32 fields arrive as 64-bit varints; negative values are sign-extended.
 int64_t as_int32(uint64_t v) { return int64_t(int32_t(uint32_t(v))); }
 
-TrainerSpec read_trainer_spec(std::string_view message) {
+// Updates `spec`: a message field that occurs twice is merged, as protobuf does.
+void read_trainer_spec(std::string_view message, TrainerSpec& spec) {
   WireReader r = sub_reader(message, "trainer_spec");
-  TrainerSpec spec;
   while (!r.done()) {
     const auto [field, wire] = r.tag();
     switch (field) {
@@ -150,7 +150,6 @@ TrainerSpec read_trainer_spec(std::string_view message) {
       default: r.skip(wire);
     }
   }
-  return spec;
 }
 
 struct NormalizerSpec {
@@ -161,9 +160,8 @@ struct NormalizerSpec {
   bool escape_whitespaces = true;
 };
 
-NormalizerSpec read_normalizer_spec(std::string_view message) {
+void read_normalizer_spec(std::string_view message, NormalizerSpec& spec) {
   WireReader r = sub_reader(message, "normalizer_spec");
-  NormalizerSpec spec;
   while (!r.done()) {
     const auto [field, wire] = r.tag();
     switch (field) {
@@ -181,7 +179,6 @@ NormalizerSpec read_normalizer_spec(std::string_view message) {
       default: r.skip(wire);
     }
   }
-  return spec;
 }
 
 const char* model_type_name(uint64_t type) {
@@ -210,10 +207,10 @@ Vocab vocab_from_sentencepiece(const uint8_t* data, size_t size) {
         if (vocab.pieces.size() >= kMaxPieces) fail("more than 4194304 pieces");
         read_piece(r.bytes(), vocab);
         break;
-      case 2: r.expect(wire, kLengthDelimited, "trainer_spec"); trainer = read_trainer_spec(r.bytes()); break;
+      case 2: r.expect(wire, kLengthDelimited, "trainer_spec"); read_trainer_spec(r.bytes(), trainer); break;
       case 3:
         r.expect(wire, kLengthDelimited, "normalizer_spec");
-        normalizer = read_normalizer_spec(r.bytes());
+        read_normalizer_spec(r.bytes(), normalizer);
         break;
       default: r.skip(wire);
     }

@@ -41,8 +41,8 @@ export async function evalCommand(args: string[]): Promise<void> {
     const controller = new AbortController();
     const release = abortOnInterrupt(controller);
     try {
+      // Ctrl-C makes the engine reject with "cancelled": nothing partial is worth printing.
       const result = await session.evaluate(tokens, { topK, signal: controller.signal });
-      if (controller.signal.aborted) throw new Error('cancelled');
       if (options.json) printJson({ tokens, ropeBase: result.ropeBase, top: result.top });
       else printTable(model, tokens, result.top, result.ropeBase, result.ms);
     } finally {

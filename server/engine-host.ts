@@ -1,0 +1,146 @@
+// Owns the model: loads it as the settings say, reports progress and errors as internlm/status,
+// and loads it again when a setting that shapes it changes. Requests ask for the engine and wait
+// while it loads; a request that finds it in error gets the error's message.
+import { existsSync } from 'node:fs';
+import { Model } from '../native/index';
+import type { ErrorKind, ServerSettings } from './protocol';
+import { SessionPool } from './sessions';
+import { DEFAULT_SETTINGS, modelKey } from './settings';
+import type { StatusReporter } from './status';
+
+export interface Engine {
+  model: Model;
+  sessions: SessionPool;
+}
+
+/** Why there is no engine, in words for the user (the client offers a fix per kind). */
+export class EngineUnavailable extends Error {
+  constructor(readonly kind: ErrorKind, message: string) {
+    super(message);
+  }
+}
+
+const SELECT_HINT = 'Choose a GGUF file or a Hugging Face checkpoint folder with "InternLM: Select Model File…"';
+
+function unavailable(error: unknown): EngineUnavailable {
+  if (error instanceof EngineUnavailable) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/out of memory|bad_alloc|cannot allocate/i.test(message)) {
+    return new EngineUnavailable('outOfMemory', `Not enough memory to load the model: ${message}. A smaller quantization or a smaller internlm.contextLength may help.`);
+  }
+  if (/ENOENT|no such file|not found/i.test(message)) return new EngineUnavailable('modelNotFound', `${message}. ${SELECT_HINT}.`);
+  return new EngineUnavailable('badModel', `The model could not be loaded: ${message}. ${SELECT_HINT}.`);
+}
+
+export class EngineHost {
+  private settingsNow: ServerSettings = DEFAULT_SETTINGS;
+  private loaded: Engine | undefined;
+  private pending: Promise<Engine> | undefined;
+  private failure: EngineUnavailable | undefined;
+  private generation = 0;
+  private configured = false;
+
+  constructor(private readonly status: StatusReporter, private readonly log: (message: string) => void) {}
+
+  get settings(): ServerSettings {
+    return this.settingsNow;
+  }
+
+  /** Applies new settings: a different model file or load option reloads; a new context length renews the sessions. */
+  configure(next: ServerSettings): void {
+    const previous = this.settingsNow;
+    this.settingsNow = next;
+    if (!this.configured || modelKey(previous) !== modelKey(next)) {
+      this.configured = true;
+      this.reload();
+    } else if (previous.contextLength !== next.contextLength && this.loaded) {
+      const { model, sessions } = this.loaded;
+      sessions.dispose();
+      this.loaded = { model, sessions: new SessionPool(model, this.contextLengthFor(model)) };
+    }
+  }
+
+  /** The engine, once loaded; waits for a load in progress. Throws EngineUnavailable. */
+  async engine(): Promise<Engine> {
+    for (;;) {
+      if (this.loaded) return this.loaded;
+      if (this.failure) throw this.failure;
+      if (!this.pending) throw new EngineUnavailable('internal', 'The language server has not received its settings yet.');
+      // A reload during the wait replaces `pending`; the loop then waits for the new one.
+      await this.pending.catch(() => undefined);
+    }
+  }
+
+  /** The engine if it is ready right now (inline completions never wait for a load). */
+  readyEngine(): Engine | undefined {
+    return this.loaded;
+  }
+
+  dispose(): void {
+    this.generation++;
+    this.unload();
+  }
+
+  private contextLengthFor(model: Model): number {
+    return this.settingsNow.contextLength || model.info.contextLength;
+  }
+
+  private unload(): void {
+    if (!this.loaded) return;
+    this.loaded.sessions.dispose();
+    this.loaded.model.dispose();
+    this.loaded = undefined;
+  }
+
+  private reload(): void {
+    const generation = ++this.generation;
+    this.unload();
+    this.failure = undefined;
+    const pending = this.load(this.settingsNow, generation);
+    this.pending = pending;
+    pending.then(
+      (engine) => {
+        if (generation !== this.generation) {
+          engine.sessions.dispose();
+          engine.model.dispose();
+          return;
+        }
+        this.loaded = engine;
+        this.pending = undefined;
+        const { info } = engine.model;
+        this.status.ready({ model: info.name, device: `CPU, ${info.threads} threads` });
+      },
+      (error: unknown) => {
+        if (generation !== this.generation) return;
+        this.failure = unavailable(error);
+        this.pending = undefined;
+        this.log(`model load failed: ${this.failure.message}`);
+        this.status.error(this.failure.kind, this.failure.message);
+      },
+    );
+  }
+
+  private async load(settings: ServerSettings, generation: number): Promise<Engine> {
+    const file = settings.modelPath;
+    if (!file) throw new EngineUnavailable('noModel', `No model is set. ${SELECT_HINT}; the official files are at https://huggingface.co/internlm/internlm2_5-7b-chat-gguf.`);
+    if (!existsSync(file)) throw new EngineUnavailable('modelNotFound', `Model file not found: ${file}. ${SELECT_HINT}, or fix internlm.modelPath.`);
+    const name = file.split(/[\\/]/).filter(Boolean).pop() ?? file;
+    this.status.loading(0, `Loading ${name}…`);
+    this.log(`loading ${file} (${JSON.stringify({ ...settings, completion: undefined })})`);
+    const started = Date.now();
+    const model = await Model.load(file, {
+      threads: settings.threads || undefined,
+      ropeScaling: settings.ropeScaling === 'auto' ? undefined : settings.ropeScaling,
+      onProgress: (fraction) => {
+        if (generation === this.generation) this.status.loading(fraction, `Loading ${name}…`);
+      },
+    });
+    const { info } = model;
+    if (settings.device === 'cuda' && !info.backends.includes('cuda')) {
+      model.dispose();
+      throw new EngineUnavailable('noGpu', 'internlm.device is "cuda", but this engine was built without CUDA support. Set internlm.device to "auto" or "cpu".');
+    }
+    this.log(`loaded ${info.name} in ${Date.now() - started} ms: ${info.blockCount} layers, context ${info.contextLength}, backends ${info.backends.join(', ')}, ${info.threads} threads`);
+    return { model, sessions: new SessionPool(model, this.contextLengthFor(model)) };
+  }
+}
