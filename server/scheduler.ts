@@ -18,8 +18,11 @@ export class Scheduler {
   private readonly latest = new Map<Purpose, AbortController>();
   private active = 0;
 
-  /** onActivity gets the number of requests running on the engine whenever it changes. */
-  constructor(private readonly onActivity: (active: number) => void) {}
+  /**
+   * onActivity gets the number of requests running on the engine whenever it changes; requests of
+   * the `quiet` purposes are not counted.
+   */
+  constructor(private readonly onActivity: (active: number) => void, private readonly quiet: ReadonlySet<Purpose> = new Set()) {}
 
   /**
    * Runs `work` once every earlier request of this purpose has finished. Work whose signal aborts
@@ -29,11 +32,12 @@ export class Scheduler {
     const previous = this.tails.get(purpose) ?? Promise.resolve();
     const result = previous.catch(() => undefined).then(async () => {
       if (signal.aborted) throw new Superseded();
-      this.setActive(+1);
+      const counted = !this.quiet.has(purpose);
+      if (counted) this.setActive(+1);
       try {
         return await work(signal);
       } finally {
-        this.setActive(-1);
+        if (counted) this.setActive(-1);
       }
     });
     const tail = result.catch(() => undefined);

@@ -3,7 +3,7 @@
 // object holding one, and "LINE: severity: message" lines. Anything it cannot read stays in the
 // report; a malformed answer never throws.
 
-import type { FindingSeverity } from '../protocol';
+import type { Finding, FindingSeverity } from '../protocol';
 
 /** A finding anchored to 1-based file lines, before it is mapped onto the document. */
 export interface RawFinding {
@@ -114,4 +114,20 @@ export function parseAnalysis(answer: string): ParsedAnalysis {
   }
   // Readable "LINE: severity: message" lines stay in the report as they are.
   return { report: answer.trim(), findings: lineFindings(answer) };
+}
+
+/**
+ * Findings as document ranges: from the first non-blank character of the start line to the end of
+ * the end line. Findings that point past `lines` (what the model was shown) are dropped.
+ */
+export function anchorFindings(raw: readonly RawFinding[], lines: readonly string[]): Finding[] {
+  return raw.filter((f) => f.line <= lines.length).map((f) => {
+    const end = Math.min(f.endLine, lines.length);
+    const indent = lines[f.line - 1].search(/\S/);
+    return {
+      range: { start: { line: f.line - 1, character: Math.max(0, indent) }, end: { line: end - 1, character: lines[end - 1].length } },
+      severity: f.severity,
+      message: f.message,
+    };
+  });
 }

@@ -1,6 +1,7 @@
 // Chat prompts. A follow-up turn repeats the whole conversation; to let the engine reuse the KV
 // cache up to the new user message, the previous reply goes back in as the very tokens the model
 // generated (re-tokenizing its text could split it differently and end the reuse there).
+import { PromptTooLong } from '../generation';
 import type { ChatMessage } from '../protocol';
 import type { ChatTemplate } from './template';
 
@@ -14,8 +15,6 @@ interface LastReply {
   text: string;
   tokens: number[];
 }
-
-export class PromptTooLong extends Error {}
 
 function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
   return prefix.length <= ids.length && prefix.every((id, i) => ids[i] === id);

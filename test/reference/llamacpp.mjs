@@ -12,7 +12,10 @@ function llama() {
   return llamaPromise;
 }
 
-async function withContext(modelPath, { ropeBase, threads, contextSize, exact = true }, run) {
+// node-llama-cpp keeps one context slot free and silently erases the oldest tokens ("context
+// shift") once a sequence would fill it, so every context gets room for one token more than it holds.
+async function withContext(modelPath, { ropeBase, threads, tokens, exact = true }, run) {
+  const contextSize = tokens + 1;
   const model = await (await llama()).loadModel({
     modelPath,
     gpuLayers: 0,
@@ -55,8 +58,9 @@ async function withContext(modelPath, { ropeBase, threads, contextSize, exact = 
  */
 export async function referenceLogprobs(modelPath, tokens, { ropeBase, threads = 1 } = {}) {
   if (tokens.length === 0) throw new Error('referenceLogprobs: no tokens');
-  return withContext(modelPath, { ropeBase, threads, contextSize: tokens.length }, async (sequence) => {
+  return withContext(modelPath, { ropeBase, threads, tokens: tokens.length }, async (sequence) => {
     const outputs = await sequence.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true } }]));
+    if (sequence.nextTokenIndex !== tokens.length) throw new Error('llama.cpp shifted the context; the distributions are not of the given tokens');
     return tokens.map((_, i) => {
       const probabilities = outputs[i]?.next.probabilities;
       if (!probabilities) throw new Error(`llama.cpp returned no distribution for position ${i}`);
@@ -97,7 +101,7 @@ export async function referenceTopK(modelPath, tokens, { topK = 20, ropeBase, th
 
 /** Greedy continuation of `tokens` by llama.cpp: the next `count` token ids (stop tokens included). */
 export async function referenceGreedy(modelPath, tokens, count, { threads = 1 } = {}) {
-  return withContext(modelPath, { threads, contextSize: tokens.length + count }, async (sequence) => {
+  return withContext(modelPath, { threads, tokens: tokens.length + count }, async (sequence) => {
     const generated = [];
     for await (const token of sequence.evaluate(tokens, { temperature: 0 })) {
       generated.push(token);
@@ -113,7 +117,7 @@ export async function referenceGreedy(modelPath, tokens, count, { threads = 1 } 
  * default fast settings (flash attention and KV cache type as it picks them), as a user would run it.
  */
 export async function referenceBench(modelPath, { promptTokens = 256, genTokens = 64, threads = 1, seed = 1 } = {}) {
-  return withContext(modelPath, { threads, contextSize: promptTokens + genTokens + 1, exact: false }, async (sequence, model) => {
+  return withContext(modelPath, { threads, tokens: promptTokens + genTokens, exact: false }, async (sequence, model) => {
     const prompt = randomTokens(promptTokens, model.fileInfo.metadata.tokenizer.ggml.tokens.length, seed);
     const started = performance.now();
     let prefillMs = 0;
