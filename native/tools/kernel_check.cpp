@@ -34,15 +34,7 @@ std::vector<uint8_t> random_rows(DType type, int rows, int n) {
   return out;
 }
 
-GemmTileFn pick(const KernelTable& t, DType type) {
-  switch (type) {
-    case DType::F32: return t.gemm_f32;
-    case DType::F16: return t.gemm_f16;
-    case DType::BF16: return t.gemm_bf16;
-    case DType::Q8_0: return t.gemm_q8_0;
-  }
-  return nullptr;
-}
+GemmTileFn pick(const KernelTable& t, DType type) { return weight_kernel(t, type).gemm; }
 
 int check_table(const KernelTable& simd) {
   int failures = 0;

@@ -109,7 +109,7 @@ function lineFindings(answer: string): RawFinding[] {
 export function parseAnalysis(answer: string): ParsedAnalysis {
   const block = fencedFindings(answer) ?? bareJsonFindings(answer);
   if (block) {
-    const report = (answer.slice(0, block.start) + answer.slice(block.end)).trim();
+    const report = (answer.slice(0, block.start) + answer.slice(block.end)).replace(/\n{3,}/g, '\n\n').trim();
     return { report, findings: block.findings };
   }
   // Readable "LINE: severity: message" lines stay in the report as they are.

@@ -222,6 +222,15 @@ export class Workbench {
     return view;
   }
 
+  /** The chat webview's Frame, for evaluating scripts in it (a frame locator cannot). */
+  async chatDocument() {
+    await this.chatFrame();
+    for (const frame of this.page.frames()) {
+      if (await frame.$('#chat-root').catch(() => null)) return frame;
+    }
+    throw new Error('the chat webview frame was not found');
+  }
+
   /** Opens a workspace file in an editor through Quick Open. */
   async openFile(relativePath) {
     await this.page.keyboard.press('Control+P');

@@ -125,7 +125,6 @@ class CpuBackend final : public Backend {
   void prepare_scratch(int nt) {
     const size_t hd = c_.head_dim;
     const size_t qkv_dim = (size_t(c_.n_heads) + 2 * c_.n_kv_heads) * hd;
-    const size_t widest = std::max<size_t>({size_t(c_.dim), size_t(c_.ffn_dim), qkv_dim});
     auto fit = [&](std::vector<float>& v, size_t n) { if (v.size() < n) v.resize(n); };
     fit(x_, size_t(nt) * c_.dim);
     fit(xn_, size_t(nt) * c_.dim);
@@ -136,29 +135,23 @@ class CpuBackend final : public Backend {
     fit(att_, size_t(nt) * c_.n_heads * hd);
     fit(gate_, size_t(nt) * c_.ffn_dim);
     fit(up_, size_t(nt) * c_.ffn_dim);
-    if (xq_.size() < size_t(nt) * (widest / kQ8_0BlockSize + 1)) xq_.resize(size_t(nt) * (widest / kQ8_0BlockSize + 1));
   }
 
   // Y[t * ldy + r] = W[r] . X[t] for every output row r of W; X rows are n floats apart.
   void matmul(const Tensor& W, const float* X, int n, int nt, float* Y, int ldy) {
     const auto& K = kernels();
+    const cpu::WeightKernel wk = cpu::weight_kernel(K, W.type);
+    if (!wk.gemm) throw Error(std::string("the CPU backend has no kernel for ") + dtype_name(W.type) + " weights");
     const int nr = int(W.rows());
+    const cpu::GemmTileFn tile = wk.gemm;
     const uint8_t* xs = reinterpret_cast<const uint8_t*>(X);
-    size_t ldx = size_t(n) * sizeof(float);
-    cpu::GemmTileFn tile = nullptr;
-    switch (W.type) {
-      case DType::F32: tile = K.gemm_f32; break;
-      case DType::F16: tile = K.gemm_f16; break;
-      case DType::BF16: tile = K.gemm_bf16; break;
-      case DType::Q8_0: {
-        // Activations are quantized to Q8_0 blocks so the dot products run on integer units.
-        const size_t blocks = size_t(n) / kQ8_0BlockSize;
-        run_parallel(nt, double(nt) * n, [&](int t, int) { K.quantize_q8_0(X + size_t(t) * n, xq_.data() + t * blocks, n); });
-        xs = reinterpret_cast<const uint8_t*>(xq_.data());
-        ldx = blocks * sizeof(cpu::BlockQ8_0);
-        tile = K.gemm_q8_0;
-        break;
-      }
+    const size_t ldx = cpu::act_row_bytes(wk.act, n);
+    if (wk.act == cpu::ActFormat::Q8_0) {
+      act_.resize(ldx * nt);
+      run_parallel(nt, double(nt) * n, [&](int t, int) {
+        K.quantize_q8_0(X + size_t(t) * n, reinterpret_cast<cpu::BlockQ8_0*>(act_.data() + t * ldx), n);
+      });
+      xs = act_.data();
     }
     const size_t ldw = W.row_bytes();
     constexpr int kRowBlock = 16, kTokBlock = 32;
@@ -316,7 +309,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<ThreadPool> pool_;
   std::mutex mutex_;
   std::vector<float> x_, xn_, tmp_, q_, k_, v_, att_, gate_, up_;
-  std::vector<cpu::BlockQ8_0> xq_;
+  std::vector<uint8_t> act_;  // activations converted for the current weight type
 };
 
 }  // namespace

@@ -21,6 +21,24 @@ const KernelTable& kernels() {
   return chosen;
 }
 
+WeightKernel weight_kernel(const KernelTable& table, DType type) {
+  switch (type) {
+    case DType::F32: return {table.gemm_f32, ActFormat::F32};
+    case DType::F16: return {table.gemm_f16, ActFormat::F32};
+    case DType::BF16: return {table.gemm_bf16, ActFormat::F32};
+    case DType::Q8_0: return {table.gemm_q8_0, ActFormat::Q8_0};
+  }
+  return {};
+}
+
+size_t act_row_bytes(ActFormat format, int n) {
+  switch (format) {
+    case ActFormat::F32: return size_t(n) * sizeof(float);
+    case ActFormat::Q8_0: return size_t(n / kQ8_0BlockSize) * sizeof(BlockQ8_0);
+  }
+  return 0;
+}
+
 void dequantize_row(const Tensor& t, int64_t r, float* out) {
   const uint8_t* row = t.row(r);
   const int64_t n = t.cols();

@@ -32,6 +32,20 @@ struct KernelTable {
   void (*scale_f32)(float a, float* y, int n);                 // y *= a
 };
 
+// How activations are handed to a weight type's GEMM: f32 rows, or quantized to 8-bit blocks
+// so the inner products run on integer units (as llama.cpp does for quantized weights).
+enum class ActFormat { F32, Q8_0 };
+
+struct WeightKernel {
+  GemmTileFn gemm = nullptr;  // null: the type has no CPU kernel
+  ActFormat act = ActFormat::F32;
+};
+
+WeightKernel weight_kernel(const KernelTable& table, DType type);
+
+// Bytes of one activation row of n elements in the given format.
+size_t act_row_bytes(ActFormat format, int n);
+
 const KernelTable& kernels();
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();    // null when not compiled in
