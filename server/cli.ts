@@ -1,5 +1,6 @@
 // internlm: the command-line face of the engine (and our debugging tool). One subcommand per job;
-// see USAGE in cli/args.ts. Mistakes in the call exit with 2 and the usage, failures with 1.
+// see USAGE in cli/args.ts. Mistakes in the call exit with 2 and the usage, failures with 1,
+// an interrupted generation with 130 (as shells report Ctrl-C).
 import { USAGE, UsageError } from './cli/args';
 import { benchCommand } from './cli/commands/bench';
 import { chatCommand } from './cli/commands/chat';
@@ -8,7 +9,8 @@ import { generateCommand } from './cli/commands/generate';
 import { infoCommand } from './cli/commands/info';
 import { tokenizeCommand } from './cli/commands/tokenize';
 
-const COMMANDS = new Map<string, (args: string[]) => Promise<void>>([
+// A command resolves with its exit code when it is not 0 (e.g. 130 after Ctrl-C).
+const COMMANDS = new Map<string, (args: string[]) => Promise<number | void>>([
   ['info', infoCommand],
   ['tokenize', tokenizeCommand],
   ['eval', evalCommand],
@@ -26,8 +28,7 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined) throw new UsageError('missing command');
   const command = COMMANDS.get(name);
   if (!command) throw new UsageError(`unknown command '${name}'`);
-  await command(args);
-  return 0;
+  return (await command(args)) ?? 0;
 }
 
 main(process.argv.slice(2)).then(

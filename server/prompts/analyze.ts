@@ -7,7 +7,7 @@ export const ANALYZE_SYSTEM_PROMPT =
   'You are an expert code reviewer. You read whole files carefully and report real problems: bugs, ' +
   'security issues, missing error handling, performance traps and confusing code. You never invent line numbers.';
 
-const BLOCK_LINES = 64;
+const BLOCK_LINES = 16;
 
 export interface AnalyzeInput {
   path: string;

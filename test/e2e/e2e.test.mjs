@@ -133,11 +133,15 @@ describe('end-to-end in a VS Code workbench', { skip: missing.length ? `skipped:
     const ghost = editor.locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text');
     await ghost.first().waitFor({ timeout: 60_000 });
     await workbench.screenshot('inline-suggestion');
-    const before = await editor.locator('.view-lines').innerText();
+    const before = await workbench.cursorPosition();
     await workbench.page.keyboard.press('Tab');
     await ghost.first().waitFor({ state: 'detached' });
-    const afterAccept = await editor.locator('.view-lines').innerText();
-    assert.ok(afterAccept.replace(/\s/g, '').length > before.replace(/\s/g, '').length, 'the suggestion was inserted');
+    // Accepting puts the cursor after the inserted text; Tab without a suggestion would indent by 4.
+    const afterAccept = await workbench.cursorPosition();
+    const [line0, col0] = before.match(/\d+/g).map(Number);
+    const [line1, col1] = afterAccept.match(/\d+/g).map(Number);
+    assert.ok(line1 > line0 || col1 > col0, `the cursor moved past the inserted text (${before} → ${afterAccept})`);
+    assert.ok(!(line1 === line0 && col1 === col0 + 4), `Tab accepted the suggestion rather than indenting (${before} → ${afterAccept})`);
     await workbench.screenshot('inline-suggestion-accepted');
   });
 

@@ -211,15 +211,27 @@ export class Workbench {
 
   /** Opens the InternLM container from the activity bar; returns the chat webview's frame. */
   async openChat() {
-    await this.page.locator('.activitybar [aria-label^="InternLM"]').first().click();
+    // Clicking the container of the visible view would close the side bar.
+    if (!(await this.chatLocator().locator('#chat-root').isVisible())) {
+      await this.page.locator('.activitybar [aria-label^="InternLM"]').first().click();
+    }
     return this.chatFrame();
   }
 
   /** The chat webview's inner document, once its script has rendered. */
   async chatFrame() {
-    const view = this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    const view = this.chatLocator();
     await view.locator('#chat-root').waitFor();
     return view;
+  }
+
+  chatLocator() {
+    return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+  }
+
+  /** The editor's cursor position as the status bar shows it, e.g. "Ln 5, Col 5". */
+  async cursorPosition() {
+    return (await this.page.locator('[id="status.editor.selection"]').innerText()).trim();
   }
 
   /** The chat webview's Frame, for evaluating scripts in it (a frame locator cannot). */

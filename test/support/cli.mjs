@@ -26,6 +26,9 @@ export function runCli(args, { input = '', timeoutMs = 120_000 } = {}) {
 /** Runs a --json command and parses its stdout; fails with the CLI's stderr when it exits non-zero. */
 export async function runCliJson(args, options) {
   const result = await runCli([...args, '--json'], options);
-  if (result.code !== 0) throw new Error(`internlm ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  if (result.code !== 0) {
+    const how = result.signal ? `was killed by ${result.signal}` : `exited ${result.code}`;
+    throw new Error(`internlm ${args.join(' ')} ${how}: ${result.stderr}`);
+  }
   return JSON.parse(result.stdout);
 }

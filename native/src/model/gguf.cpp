@@ -131,7 +131,7 @@ void read_value(Cursor& c, GgufType type, GgufValue& v, const std::string& key) 
     if (v.elem_type == GgufType::String) {
       // Each string needs at least its 8-byte length: bound the count before walking it.
       if (count > c.remaining() / 8)
-        c.fail("metadata " + quoted(key) + " claims " + std::to_string(count) +
+        c.fail("file is truncated or corrupt: metadata " + quoted(key) + " claims " + std::to_string(count) +
                " strings, more than the file can hold");
       for (uint64_t i = 0; i < count; i++) c.str("string in array");
     } else {
@@ -139,7 +139,7 @@ void read_value(Cursor& c, GgufType type, GgufValue& v, const std::string& key) 
       if (es == 0)
         c.fail("metadata " + quoted(key) + " has unknown array element type " + std::to_string(elem));
       if (count > c.remaining() / es)
-        c.fail("metadata " + quoted(key) + " claims " + std::to_string(count) +
+        c.fail("file is truncated or corrupt: metadata " + quoted(key) + " claims " + std::to_string(count) +
                " elements, more than the file can hold");
       c.skip(count * es, "array");
     }
@@ -186,9 +186,9 @@ GgufFile::GgufFile(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
   const uint64_t n_kv = c.u64("metadata count");
   // Minimal encodings: a key/value takes >= 8 + 4 + 1 bytes, a tensor info >= 8 + 4 + 4 + 8 bytes.
   if (n_kv > c.remaining() / 13)
-    c.fail("corrupt header: metadata count " + std::to_string(n_kv) + " is more than the file can hold");
+    c.fail("file is truncated or corrupt: metadata count " + std::to_string(n_kv) + " is more than the file can hold");
   if (n_tensors > c.remaining() / 24)
-    c.fail("corrupt header: tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
+    c.fail("file is truncated or corrupt: tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
 
   kv_.reserve(size_t(n_kv));
   for (uint64_t i = 0; i < n_kv; i++) {
@@ -232,10 +232,10 @@ GgufFile::GgufFile(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
     for (int d = 1; d < 4; d++) {
       const uint64_t n = uint64_t(t.ne[d]);
       if (n != 0 && nbytes > file_->size() / n)
-        c.fail("tensor " + quoted(t.name) + " is larger than the file");
+        c.fail("file is truncated or corrupt: tensor " + quoted(t.name) + " is larger than the file");
       nbytes *= n;
     }
-    if (nbytes > file_->size()) c.fail("tensor " + quoted(t.name) + " is larger than the file");
+    if (nbytes > file_->size()) c.fail("file is truncated or corrupt: tensor " + quoted(t.name) + " is larger than the file");
     if (t.offset % alignment_ != 0)
       c.fail("tensor " + quoted(t.name) + " offset " + std::to_string(t.offset) +
              " is not a multiple of the alignment " + std::to_string(alignment_));

@@ -179,10 +179,10 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 // What PATH is; also turns a file inside an HF checkpoint (config.json, *.safetensors) into its
 // directory, since users often pick one of those files.
-Kind classify(std::string& path) {
+Kind classify(std::string& path, const char* what) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) throw Error("model not found: " + path);
+    if (errno == ENOENT || errno == ENOTDIR) throw Error(std::string(what) + " not found: " + path);
     throw Error("cannot access " + path + ": " + std::strerror(errno));
   }
   if (S_ISDIR(st.st_mode)) return Kind::HfDir;
@@ -203,7 +203,7 @@ std::unique_ptr<Model> load_model(const std::string& path_in, const LoadOptions&
                                   const ProgressFn& progress) {
   std::string path = path_in;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  const Kind kind = classify(path);
+  const Kind kind = classify(path, "model");
   if (kind == Kind::Other)
     throw Error(path + " is not a model: expected a .gguf file or a Hugging Face checkpoint directory "
                        "(config.json + *.safetensors)");
@@ -225,7 +225,7 @@ std::unique_ptr<Model> load_model(const std::string& path_in, const LoadOptions&
 Vocab load_vocab(const std::string& path_in) {
   std::string path = path_in;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  switch (classify(path)) {
+  switch (classify(path, "tokenizer")) {
     case Kind::Gguf: return load::gguf_vocab(GgufFile(MappedFile::open(path)));
     case Kind::HfDir: return load::hf_vocab(path);
     case Kind::Other: break;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <limits>
-#include <queue>
 #include <unordered_map>
 #include <utility>
 
@@ -150,12 +149,92 @@ class PrefixTrie {
   std::array<bool, 256> first_{};  // cheap rejection for the common case
 };
 
+uint32_t decode_utf8(const unsigned char* s, size_t len) {
+  static constexpr unsigned char kLeadMask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+  uint32_t cp = s[0] & kLeadMask[len];
+  for (size_t i = 1; i < len; ++i) cp = cp << 6 | (s[i] & 0x3f);
+  return cp;
+}
+
+// Which characters occur next to each other inside some piece, as a Bloom-style bitset: a false
+// "may contain" is exact, a true one may be a collision (which only costs a missed chunk cut).
+class CharPairFilter {
+ public:
+  CharPairFilter() : bits_(size_t(1) << (kBits - 6)) {}
+
+  void add_piece(std::string_view piece) {
+    const auto* s = reinterpret_cast<const unsigned char*>(piece.data());
+    uint32_t prev = 0;
+    for (size_t i = 0; i < piece.size();) {
+      const Utf8Step step = utf8_step(s + i, piece.size() - i);
+      // Invalid bytes get values no character has; they never pair with a real symbol.
+      const uint32_t ch = step.kind == Utf8::Complete ? decode_utf8(s + i, step.len) : 0x110000u + s[i];
+      const size_t len = step.kind == Utf8::Complete ? step.len : 1;
+      if (i > 0) set(prev, ch);
+      prev = ch;
+      i += len;
+    }
+  }
+
+  bool may_contain(uint32_t a, uint32_t b) const {
+    const uint64_t h = slot(a, b);
+    return bits_[h >> 6] >> (h & 63) & 1;
+  }
+
+ private:
+  static constexpr int kBits = 22;  // 4M bits, 512 KiB
+  static uint64_t slot(uint32_t a, uint32_t b) {
+    return ((uint64_t(a) << 21 | b) * 0x9e3779b97f4a7c15ull) >> (64 - kBits);
+  }
+  void set(uint32_t a, uint32_t b) {
+    const uint64_t h = slot(a, b);
+    bits_[h >> 6] |= uint64_t(1) << (h & 63);
+  }
+
+  std::vector<uint64_t> bits_;
+};
+
 }  // namespace
 
 struct Tokenizer::Impl {
+  struct Symbol {
+    uint32_t begin;
+    uint32_t len;  // 0 once merged into its left neighbour
+    int32_t prev;
+    int32_t next;
+    int32_t id;    // piece id once merged; -1 for an initial symbol (looked up at the end)
+    bool frozen;   // user-defined pieces and invalid bytes never merge
+  };
+  // A pair of adjacent symbols whose concatenation is a piece.
+  struct Candidate {
+    float score;
+    int32_t left;
+    int32_t right;
+    int32_t id;
+    uint32_t len;  // bytes of the merged piece; detects pairs made stale by other merges
+
+    // Heap order of bpe_model.cc: highest score first, then the leftmost pair.
+    struct Lower {
+      bool operator()(const Candidate& a, const Candidate& b) const {
+        return a.score < b.score || (a.score == b.score && a.left > b.left);
+      }
+    };
+  };
+  // Scratch space of one encode call, reused across its chunks.
+  struct Workspace {
+    std::vector<Symbol> symbols;  // the current chunk, as a doubly-linked list
+    std::vector<Candidate> agenda;
+    // Unused piece id -> byte length of its left part, as the last pair that formed it was
+    // split (SentencePiece's rev_merge keeps the last one too).
+    std::unordered_map<int32_t, uint32_t> unused_split;
+    std::vector<std::pair<uint32_t, uint32_t>> pending;  // (begin, len) still to resegment
+    bool prev_unknown = false;
+  };
+
   explicit Impl(Vocab v);
-  void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
   std::string normalize(std::string_view text) const;
+  void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
+  void merge_chunk(const std::string& norm, Workspace& ws, std::vector<int32_t>& out) const;
 
   Vocab vocab;
   // SentencePiece keeps two tables: pieces BPE may produce from text (normal, user-defined,
@@ -167,6 +246,8 @@ struct Tokenizer::Impl {
   std::array<int32_t, 256> byte_ids{};
   std::vector<std::string> surfaces;  // token_bytes of every id
   size_t max_piece_bytes = 0;         // longer concatenations cannot be pieces
+  CharPairFilter char_pairs;          // adjacent characters inside mergeable pieces
+  bool has_unused = false;
 };
 
 Tokenizer::Impl::Impl(Vocab v) : vocab(std::move(v)) {
@@ -205,8 +286,10 @@ Tokenizer::Impl::Impl(Vocab v) : vocab(std::move(v)) {
         break;
       }
       case PieceType::Unused:
+        has_unused = true;
         mergeable.emplace(piece, id);
         max_piece_bytes = std::max(max_piece_bytes, piece.size());
+        char_pairs.add_piece(piece);
         break;
       case PieceType::UserDefined:
         user_defined.insert(piece, id);
@@ -214,13 +297,15 @@ Tokenizer::Impl::Impl(Vocab v) : vocab(std::move(v)) {
       default:  // Normal, and GGUF's "undefined" type
         mergeable.emplace(piece, id);
         max_piece_bytes = std::max(max_piece_bytes, piece.size());
+        char_pairs.add_piece(piece);
         surfaces[i] = unescape_spaces(piece);
     }
   }
 }
 
 // The normalizer of an identity-rule model: only whitespace handling, with SentencePiece's
-// flags. Bytes that are not UTF-8 pass through, so they end up as byte tokens.
+// flags. Bytes that are not UTF-8 pass through and end up as byte tokens, so decoding gives
+// them back (SentencePiece would turn each into U+FFFD; text from JS is always valid UTF-8).
 std::string Tokenizer::Impl::normalize(std::string_view text) const {
   const bool squeeze = vocab.remove_extra_whitespaces;
   if (squeeze) {
@@ -255,51 +340,42 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
   if (norm.empty()) return;
   if (norm.size() >= std::numeric_limits<uint32_t>::max()) throw Error("text is too long to tokenize (4 GB or more)");
 
-  struct Symbol {
-    uint32_t begin;
-    uint32_t len;  // 0 once merged into its left neighbour
-    int32_t prev;
-    int32_t next;
-    int32_t id;    // piece id once merged; -1 for an initial symbol (looked up at the end)
-    bool frozen;   // user-defined pieces and invalid bytes never merge
-  };
-  std::vector<Symbol> symbols;
-  symbols.reserve(norm.size());
+  // Cuts the text into chunks that no merge can span and runs BPE on each: the result is the
+  // same as one BPE pass over the whole text, but the working set stays in cache. A boundary is
+  // safe next to a frozen symbol, or between two characters that are adjacent in no piece.
+  // UNUSED pieces are resegmented with splits recorded over the whole text, so a vocabulary
+  // with them gets one pass.
+  Workspace ws;
   const auto* bytes = reinterpret_cast<const unsigned char*>(norm.data());
+  uint32_t prev_char = 0;
+  bool prev_frozen = true;
   for (size_t pos = 0; pos < norm.size();) {
     size_t len;
     bool frozen;
+    uint32_t ch = 0;
     if (const size_t user_len = user_defined.match(std::string_view(norm).substr(pos)).first) {
       len = user_len, frozen = true;
     } else {
       const Utf8Step step = utf8_step(bytes + pos, norm.size() - pos);
       frozen = step.kind != Utf8::Complete;
       len = frozen ? 1 : step.len;
+      if (!frozen) ch = decode_utf8(bytes + pos, len);
     }
-    const int32_t index = int32_t(symbols.size());
-    symbols.push_back({uint32_t(pos), uint32_t(len), index - 1, index + 1, -1, frozen});
+    if (!ws.symbols.empty() && !has_unused && (prev_frozen || frozen || !char_pairs.may_contain(prev_char, ch))) {
+      merge_chunk(norm, ws, out);
+    }
+    const int32_t index = int32_t(ws.symbols.size());
+    ws.symbols.push_back({uint32_t(pos), uint32_t(len), index - 1, index + 1, -1, frozen});
+    prev_char = ch, prev_frozen = frozen;
     pos += len;
   }
-  symbols.back().next = -1;
+  merge_chunk(norm, ws, out);
+}
 
-  struct Candidate {
-    float score;
-    int32_t left;
-    int32_t right;
-    int32_t id;
-    uint32_t len;  // bytes of the merged piece; detects pairs made stale by other merges
-  };
-  struct Lower {
-    bool operator()(const Candidate& a, const Candidate& b) const {
-      return a.score < b.score || (a.score == b.score && a.left > b.left);
-    }
-  };
-  std::vector<Candidate> storage;
-  storage.reserve(symbols.size());
-  std::priority_queue<Candidate, std::vector<Candidate>, Lower> agenda(Lower{}, std::move(storage));
-  // Unused piece id -> byte length of its left part, as the last pair that formed it was split
-  // (SentencePiece's rev_merge keeps the last one too).
-  std::unordered_map<int32_t, uint32_t> unused_split;
+void Tokenizer::Impl::merge_chunk(const std::string& norm, Workspace& ws, std::vector<int32_t>& out) const {
+  std::vector<Symbol>& symbols = ws.symbols;
+  std::vector<Candidate>& agenda = ws.agenda;
+  symbols.back().next = -1;
 
   const auto consider = [&](int32_t left, int32_t right) {
     if (left < 0 || right < 0 || symbols[left].frozen || symbols[right].frozen) return;
@@ -308,15 +384,17 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
     const auto it = mergeable.find(std::string_view(norm.data() + symbols[left].begin, len));
     if (it == mergeable.end()) return;
     const int32_t id = it->second;
-    agenda.push({vocab.scores[id], left, right, id, len});
-    if (vocab.types[id] == PieceType::Unused) unused_split[id] = symbols[left].len;
+    agenda.push_back({vocab.scores[id], left, right, id, len});
+    std::push_heap(agenda.begin(), agenda.end(), Candidate::Lower{});
+    if (vocab.types[id] == PieceType::Unused) ws.unused_split[id] = symbols[left].len;
   };
 
   for (size_t i = 1; i < symbols.size(); ++i) consider(int32_t(i - 1), int32_t(i));
 
   while (!agenda.empty()) {
-    const Candidate top = agenda.top();
-    agenda.pop();
+    std::pop_heap(agenda.begin(), agenda.end(), Candidate::Lower{});
+    const Candidate top = agenda.back();
+    agenda.pop_back();
     Symbol& left = symbols[top.left];
     Symbol& right = symbols[top.right];
     if (left.len == 0 || right.len == 0 || left.len + right.len != top.len) continue;
@@ -329,20 +407,19 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
     consider(top.left, left.next);
   }
 
-  bool prev_unknown = false;
   const auto emit = [&](std::string_view piece, int32_t id) {
     if (id >= 0) {
       out.push_back(id);
-      prev_unknown = false;
+      ws.prev_unknown = false;
     } else if (vocab.byte_fallback) {
       for (unsigned char b : piece) out.push_back(byte_ids[b]);
-    } else if (!prev_unknown) {  // a run of unknown characters is one <unk>, as in SentencePiece
+    } else if (!ws.prev_unknown) {  // a run of unknown characters is one <unk>, as in SentencePiece
       out.push_back(vocab.unk_id);
-      prev_unknown = true;
+      ws.prev_unknown = true;
     }
   };
 
-  std::vector<std::pair<uint32_t, uint32_t>> pending;  // (begin, len) still to resegment
+  auto& pending = ws.pending;
   for (int32_t i = 0; i >= 0; i = symbols[i].next) {
     const Symbol& symbol = symbols[i];
     if (symbol.id >= 0 && vocab.types[symbol.id] != PieceType::Unused) {
@@ -357,7 +434,7 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
       const auto it = mergeable.find(piece);
       const int32_t id = it == mergeable.end() ? -1 : it->second;
       if (id >= 0 && vocab.types[id] == PieceType::Unused) {
-        if (const auto split = unused_split.find(id); split != unused_split.end()) {
+        if (const auto split = ws.unused_split.find(id); split != ws.unused_split.end()) {
           pending.emplace_back(begin + split->second, len - split->second);  // right, popped second
           pending.emplace_back(begin, split->second);
           continue;
@@ -366,6 +443,7 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
       emit(piece, id);
     }
   }
+  symbols.clear();
 }
 
 Tokenizer::Tokenizer(Vocab vocab) : impl_(std::make_unique<Impl>(std::move(vocab))) {}

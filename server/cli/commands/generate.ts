@@ -9,7 +9,7 @@ import { reportGeneration } from '../report';
 
 const DEFAULT_MAX_TOKENS = 256;
 
-export async function generateCommand(args: string[]): Promise<void> {
+export async function generateCommand(args: string[]): Promise<number> {
   const options = parseOptions(args, {
     model: { type: 'string' },
     prompt: { type: 'string' },
@@ -41,6 +41,7 @@ export async function generateCommand(args: string[]): Promise<void> {
       });
       process.stdout.write('\n');
       reportGeneration(result);
+      return result.finishReason === 'cancelled' ? 130 : 0;
     } finally {
       release();
       session.dispose();
