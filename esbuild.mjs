@@ -1,6 +1,6 @@
 // Bundles the TypeScript entry points into dist/ and copies the native addon and webview media.
 import * as esbuild from 'esbuild';
-import { copyFileSync, cpSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 
 const entries = [
@@ -25,5 +25,9 @@ await Promise.all(entries.map((e) => esbuild.build({
 })));
 
 const addon = path.join('native', 'build', 'internlm.node');
-if (existsSync(addon)) copyFileSync(addon, path.join('dist', 'internlm.node'));
+// Copy then rename: a process that has the old addon loaded keeps its (unlinked) file intact.
+if (existsSync(addon)) {
+  copyFileSync(addon, path.join('dist', 'internlm.node.tmp'));
+  renameSync(path.join('dist', 'internlm.node.tmp'), path.join('dist', 'internlm.node'));
+}
 if (existsSync('media')) cpSync('media', path.join('dist', 'media'), { recursive: true });

@@ -26,6 +26,8 @@ export function fixFor(kind: ErrorKind | undefined): Fix {
 
 interface View {
   text: string;
+  /** For screen readers (and the end-to-end tests): the state in words. */
+  label: string;
   tooltip: string | vscode.MarkdownString;
   command: vscode.Command | string;
   error?: boolean;
@@ -83,7 +85,7 @@ export class StatusBar implements vscode.Disposable {
     this.server.tooltip = view.tooltip;
     this.server.command = view.command;
     this.server.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
-    this.server.accessibilityInformation = { label: view.text.replace(/\$\([^)]*\)\s*/g, '') };
+    this.server.accessibilityInformation = { label: view.label };
   }
 
   private view(): View {
@@ -92,21 +94,23 @@ export class StatusBar implements vscode.Disposable {
       case 'missing':
         return {
           text: '$(error) InternLM: server missing',
+          label: 'InternLM: server missing',
           tooltip: `The language server was not found at ${c.serverPath}. Reinstall the extension (or run "npm run build" in a development checkout).`,
           command: 'internlm.showLog',
           error: true,
         };
       case 'starting':
-        return { text: '$(loading~spin) InternLM: starting', tooltip: 'Starting the InternLM server…', command: 'internlm.showLog' };
+        return { text: '$(loading~spin) InternLM: starting', label: 'InternLM: starting', tooltip: 'Starting the InternLM server…', command: 'internlm.showLog' };
       case 'restarting':
         return {
           text: '$(warning) InternLM: restarting',
+          label: 'InternLM: restarting',
           tooltip: `The InternLM server stopped (${c.reason}); restarting in ${Math.round(c.delayMs / 1000)} s. Click to restart now.`,
           command: 'internlm.restartServer',
           error: true,
         };
       case 'stopped':
-        return { text: '$(circle-slash) InternLM: stopped', tooltip: 'The InternLM server is not running. Click to start it.', command: 'internlm.restartServer' };
+        return { text: '$(circle-slash) InternLM: stopped', label: 'InternLM: stopped', tooltip: 'The InternLM server is not running. Click to start it.', command: 'internlm.restartServer' };
       case 'running':
         return this.statusView();
     }
@@ -115,18 +119,18 @@ export class StatusBar implements vscode.Disposable {
   private statusView(): View {
     const s = this.status;
     const focusChat: vscode.Command = { command: 'internlm.chat.focus', title: 'Open Chat' };
-    if (!s) return { text: '$(loading~spin) InternLM', tooltip: 'Waiting for the InternLM server…', command: 'internlm.showLog' };
+    if (!s) return { text: '$(loading~spin) InternLM', label: 'InternLM: starting', tooltip: 'Waiting for the InternLM server…', command: 'internlm.showLog' };
     switch (s.state) {
       case 'loading': {
         const percent = s.progress === undefined ? '' : ` ${Math.round(s.progress * 100)}%`;
-        return { text: `$(loading~spin) InternLM: loading${percent}`, tooltip: s.message ?? 'Loading the model…', command: 'internlm.showLog' };
+        return { text: `$(loading~spin) InternLM: loading${percent}`, label: `InternLM: loading${percent}`, tooltip: s.message ?? 'Loading the model…', command: 'internlm.showLog' };
       }
       case 'busy': {
         const speed = s.tokensPerSecond ? ` ${s.tokensPerSecond.toFixed(1)} tok/s` : '';
-        return { text: `$(sync~spin) InternLM${speed}`, tooltip: this.details(s, 'Generating…'), command: focusChat };
+        return { text: `$(sync~spin) InternLM${speed}`, label: `InternLM: generating${speed}`, tooltip: this.details(s, 'Generating…'), command: focusChat };
       }
       case 'ready':
-        return { text: '$(hubot) InternLM', tooltip: this.details(s, 'Ready.'), command: focusChat };
+        return { text: '$(hubot) InternLM', label: 'InternLM: ready', tooltip: this.details(s, 'Ready.'), command: focusChat };
       case 'error': {
         const fix = fixFor(s.errorKind);
         const tooltip = new vscode.MarkdownString(
@@ -135,7 +139,7 @@ export class StatusBar implements vscode.Disposable {
           })`,
         );
         tooltip.isTrusted = { enabledCommands: [fix.command] };
-        return { text: '$(error) InternLM', tooltip, command: { command: fix.command, arguments: fix.args, title: fix.title }, error: true };
+        return { text: '$(error) InternLM', label: `InternLM: error: ${s.message ?? 'see the server log'}`, tooltip, command: { command: fix.command, arguments: fix.args, title: fix.title }, error: true };
       }
     }
   }

@@ -117,6 +117,7 @@ interface NativeModel {
 interface NativeTokenizer {
   encode(text: string, special: boolean): number[];
   decode(ids: number[]): string;
+  decodeStream(ids: number[]): string[];
   vocabSize(): number;
 }
 
@@ -212,6 +213,8 @@ export class Model {
 export interface Tokenizer {
   encode(text: string, options?: { special?: boolean }): number[];
   decode(ids: number[]): string;
+  /** The text released after each token by the streaming decoder (complete UTF-8 only). */
+  decodeStream(ids: number[]): string[];
   readonly vocabSize: number;
 }
 
@@ -221,6 +224,7 @@ export function loadTokenizer(filePath: string): Tokenizer {
   return {
     encode: (text, options) => t.encode(text, options?.special ?? false),
     decode: (ids) => t.decode(ids),
+    decodeStream: (ids) => t.decodeStream(ids),
     vocabSize: t.vocabSize(),
   };
 }

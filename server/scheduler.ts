@@ -1,8 +1,9 @@
 // Orders work per purpose, never across purposes. Each purpose has one engine session, and a session
 // runs one request at a time, so requests of the same purpose queue (FIFO). Different purposes run
-// concurrently: the engine serializes its forward passes per chunk, so a completion interleaves with a
-// long workspace prefill at chunk boundaries instead of waiting for the whole request. Completions are
-// "latest wins": a new one aborts the running one and drops those still waiting.
+// concurrently: the engine serializes forward passes per chunk, and long prefills step aside between
+// slices while interactive work (inline completions) runs, so a completion never waits for a whole
+// workspace prefill. Interactive requests are "latest wins": a new one aborts the running one and
+// drops those still waiting; they are short and frequent, so they do not flip the status to busy.
 
 export type Purpose = 'chat' | 'completion' | 'analyze' | 'workspace';
 
@@ -16,13 +17,15 @@ export class Superseded extends Error {
 export class Scheduler {
   private readonly tails = new Map<Purpose, Promise<unknown>>();
   private readonly latest = new Map<Purpose, AbortController>();
-  private active = 0;
+  private busy = 0;
+  private interactive = 0;
+  private idleWaiters: Array<() => void> = [];
 
   /**
-   * onActivity gets the number of requests running on the engine whenever it changes; requests of
-   * the `quiet` purposes are not counted.
+   * onActivity gets the number of background requests running whenever it changes; requests of
+   * the `interactive` purposes are not counted.
    */
-  constructor(private readonly onActivity: (active: number) => void, private readonly quiet: ReadonlySet<Purpose> = new Set()) {}
+  constructor(private readonly onActivity: (active: number) => void, private readonly interactivePurposes: ReadonlySet<Purpose>) {}
 
   /**
    * Runs `work` once every earlier request of this purpose has finished. Work whose signal aborts
@@ -30,15 +33,9 @@ export class Scheduler {
    */
   run<T>(purpose: Purpose, signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const previous = this.tails.get(purpose) ?? Promise.resolve();
-    const result = previous.catch(() => undefined).then(async () => {
+    const result = previous.catch(() => undefined).then(() => {
       if (signal.aborted) throw new Superseded();
-      const counted = !this.quiet.has(purpose);
-      if (counted) this.setActive(+1);
-      try {
-        return await work(signal);
-      } finally {
-        if (counted) this.setActive(-1);
-      }
+      return this.interactivePurposes.has(purpose) ? this.asInteractive(() => work(signal)) : this.asBackground(() => work(signal));
     });
     const tail = result.catch(() => undefined);
     this.tails.set(purpose, tail);
@@ -60,8 +57,30 @@ export class Scheduler {
     });
   }
 
-  private setActive(delta: number): void {
-    this.active += delta;
-    this.onActivity(this.active);
+  /** Resolves when no interactive request is running (immediately if none is). */
+  interactiveIdle(): Promise<void> {
+    return this.interactive === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async asInteractive<T>(work: () => Promise<T>): Promise<T> {
+    this.interactive++;
+    try {
+      return await work();
+    } finally {
+      if (--this.interactive === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    }
+  }
+
+  private async asBackground<T>(work: () => Promise<T>): Promise<T> {
+    this.onActivity(++this.busy);
+    try {
+      return await work();
+    } finally {
+      this.onActivity(--this.busy);
+    }
   }
 }

@@ -13,7 +13,7 @@ import { OpenDocuments } from './lsp/documents';
 import { registerInlineCompletion } from './lsp/inline-completion';
 import { StatusNotification, type ServerSettings } from './protocol';
 import { Scheduler } from './scheduler';
-import { readSettings } from './settings';
+import { carriesSettings, readSettings } from './settings';
 import { StatusReporter } from './status';
 import { WorkspaceFolders } from './workspace/folders';
 import type { ExcludeSetting } from './workspace/glob';
@@ -22,7 +22,7 @@ const connection = createConnection(ProposedFeatures.all);
 const log = (message: string) => connection.console.log(message);
 const status = new StatusReporter((params) => void connection.sendNotification(StatusNotification.method, params));
 const host = new EngineHost(status, log);
-// Completions come with every keystroke and end in moments: they do not flip the status to busy.
+// Completions are the interactive work: long prefills step aside for them (see scheduler.ts).
 const scheduler = new Scheduler((active) => status.activity(active), new Set(['completion']));
 const folders = new WorkspaceFolders();
 const documents = new OpenDocuments((uri) => folders.displayPath(uri));
@@ -58,7 +58,9 @@ connection.onInitialized(() => {
   host.configure(initialSettings);
 });
 
-connection.onDidChangeConfiguration((change) => host.configure(readSettings(change.settings)));
+connection.onDidChangeConfiguration((change) => {
+  if (carriesSettings(change.settings)) host.configure(readSettings(change.settings));
+});
 connection.onShutdown(() => host.dispose());
 
 const ctx: ServerContext = { connection, host, scheduler, status, documents, folders, filesExclude, log };

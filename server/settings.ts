@@ -41,6 +41,15 @@ export function readSettings(payload: unknown): ServerSettings {
   };
 }
 
+/**
+ * Whether a didChangeConfiguration payload carries our settings. Generic clients also send
+ * `{settings: null}` or other sections; those must not reset the model to "none".
+ */
+export function carriesSettings(payload: unknown): boolean {
+  const outer = record(payload);
+  return 'modelPath' in outer || 'modelPath' in record(outer.internlm);
+}
+
 /** The settings that need the model file loaded again when they change. */
 export function modelKey(s: ServerSettings): string {
   return JSON.stringify([s.modelPath, s.device, s.threads, s.ropeScaling]);

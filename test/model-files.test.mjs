@@ -161,6 +161,16 @@ describe('the same weights in every form', () => {
     assert.deepEqual(await run(fused.paths['gguf-f32']), await run(tiny.paths['gguf-f32']));
   });
 
+  test('loading reports progress up to 1', async () => {
+    for (const p of [tiny.paths['gguf-f32'], sharded.paths['hf-f32']]) {
+      const seen = [];
+      (await Model.load(p, { onProgress: (f) => seen.push(f) })).dispose();
+      assert.ok(seen.length > 3, `${p}: ${seen}`);
+      assert.deepEqual([...seen].sort((a, b) => a - b), seen, 'non-decreasing');
+      assert.equal(seen.at(-1), 1);
+    }
+  });
+
   test('tokenizers of the GGUF, the HF directory and the bare tokenizer.model agree', () => {
     const text = 'Hello world, the<s> cat\x00 sat <|im_start|>user\n';
     const g = loadTokenizer(tiny.paths['gguf-q8_0']);
@@ -203,15 +213,23 @@ describe('the real InternLM2 vocabulary', () => {
 });
 
 describe('generated GGUF files in llama.cpp (node-llama-cpp)', () => {
-  test('every GGUF form loads and has the same vocabulary', async () => {
+  // llama.cpp aborts the process on rope.scaling.type "dynamic": such files are not loaded here.
+  test('every GGUF form, our RoPE key and the real vocabulary load with the same vocabulary', async () => {
     const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
-    for (const format of ALL_FORMATS.filter((f) => f.startsWith('gguf'))) {
-      const model = await llama.loadModel({ modelPath: tiny.paths[format], gpuLayers: 0 });
+    const ours = await makeModel({ dir: scratch('ours'), formats: ['gguf-f16'], ropeScalingKey: 'ours', ropeScaling: { type: 'dynamic', factor: 2.5 } });
+    const real = await makeModel({ dir: scratch('real-llama'), formats: ['gguf-q8_0'], vocab: 'internlm2' });
+    const files = [
+      ...ALL_FORMATS.filter((f) => f.startsWith('gguf')).map((f) => [tiny.paths[f], tiny]),
+      [ours.paths['gguf-f16'], ours],
+      [real.paths['gguf-q8_0'], real],
+    ];
+    for (const [file, made] of files) {
+      const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
       try {
-        assert.equal(model.fileInfo.metadata.tokenizer.ggml.tokens.length, tiny.vocabSize, format);
-        assert.equal(model.tokens.eos, tiny.imEndId);
-        assert.deepEqual(model.tokenize('<|im_end|>', true), [tiny.imEndId]);
+        assert.equal(model.fileInfo.metadata.tokenizer.ggml.tokens.length, made.vocabSize, file);
+        assert.equal(model.tokens.eos, made.imEndId, file);
+        assert.deepEqual(model.tokenize('<|im_end|>', true), [made.imEndId], file);
       } finally {
         await model.dispose();
       }
@@ -286,6 +304,11 @@ describe('broken GGUF files', () => {
       writeFileSync(p, buf.subarray(0, at));
       await rejects(p, /truncated|too small/);
     }
+  });
+
+  test('GGUF v2 files load like v3', async () => {
+    const v2 = patch(src(), 'v2.gguf', (b) => b.writeUInt32LE(2, 4));
+    assert.equal((await info(v2)).parameterCount, (await info(src())).parameterCount);
   });
 
   test('wrong magic and unsupported versions', async () => {

@@ -261,7 +261,7 @@ int main(int argc, char** argv) {
       }
       write_file(hf_dir + "/" + name, data);
       ok = try_load(hf_dir, what, stats);
-      write_file(hf_dir + "/" + name, hf_files[name]);
+      if (ok) write_file(hf_dir + "/" + name, hf_files[name]);  // a failure keeps its input
     }
     if (!ok) return 1;
   }

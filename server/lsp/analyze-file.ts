@@ -11,7 +11,7 @@ import { AnalyzeFileRequest, DIAGNOSTIC_SOURCE, type AnalyzeFileResult, type Fin
 import { Superseded } from '../scheduler';
 import { uriToPath } from '../workspace/folders';
 import type { ServerContext } from './context';
-import { abortSignalOf, onRequest } from './requests';
+import { abortSignalOf, generationTarget, onRequest } from './requests';
 
 const ANSWER_TOKENS = 1024;
 
@@ -66,9 +66,9 @@ export function registerAnalyzeFile(ctx: ServerContext): void {
         if (prompt.linesIncluded === 0 && prompt.totalLines > 0) {
           throw new PromptTooLong(`Not even the first lines of the file fit into the context of ${context} tokens. Raise internlm.contextLength.`);
         }
-        const { result } = await generate(engine.sessions.get('analyze'), context, {
+        const { result } = await generate(generationTarget(ctx, engine, 'analyze'), {
           prompt: prompt.ids, maxTokens: answerTokens, temperature: 0.2, topP: 0.9, signal,
-        }, (speed) => ctx.status.speed(speed));
+        });
         const parsed = parseAnalysis(result.text);
         const findings = anchorFindings(parsed.findings, text.split(/\r?\n/).slice(0, prompt.linesIncluded));
         void ctx.connection.sendDiagnostics({ uri, diagnostics: findings.map(toDiagnostic) });

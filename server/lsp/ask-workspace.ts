@@ -9,7 +9,7 @@ import { Superseded } from '../scheduler';
 import { selectFiles, type PackedFile, type Selection } from '../workspace/pack';
 import { scanWorkspace, type WorkspaceRoot } from '../workspace/scan';
 import type { ServerContext } from './context';
-import { abortSignalOf, deltaStream, onRequest } from './requests';
+import { abortSignalOf, deltaStream, generationTarget, onRequest } from './requests';
 
 /** Files the walk lists at most; beyond this a workspace would not fit any context anyway. */
 const MAX_FILES = 50_000;
@@ -61,14 +61,14 @@ export function registerAskWorkspace(ctx: ServerContext): void {
           if (excess <= 0 || selection.included.length === 0) break;
           budget -= excess;
         }
-        const { result } = await generate(engine.sessions.get('workspace'), context, {
+        const { result } = await generate(generationTarget(ctx, engine, 'workspace'), {
           prompt,
           maxTokens,
           temperature: params.temperature ?? CHAT_SAMPLING.temperature,
           topP: params.topP ?? CHAT_SAMPLING.topP,
           signal,
           onText: deltaStream(ctx.connection, params.partialResultToken),
-        }, (speed) => ctx.status.speed(speed));
+        });
         return { ...result, filesIncluded: selection.included.length, filesSkipped: [...skipped, ...omitted], contextTokens: selection.tokens };
       });
     } catch (error) {

@@ -6,7 +6,7 @@ import { promptsFor } from '../prompts/kit';
 import { ChatRequest, type ChatMessage, type ChatParams } from '../protocol';
 import { Superseded } from '../scheduler';
 import type { ServerContext } from './context';
-import { abortSignalOf, deltaStream, onRequest } from './requests';
+import { abortSignalOf, deltaStream, generationTarget, onRequest } from './requests';
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
@@ -31,15 +31,15 @@ export function registerChat(ctx: ServerContext): void {
         // The reply's room comes out of the history's budget, but never all of it.
         const { ids, droppedMessages } = chat.build(messages, context - Math.min(maxTokens, Math.floor(context / 2)));
         if (droppedMessages > 0) ctx.log(`chat: left out the ${droppedMessages} oldest messages to fit the context`);
-        const { result, raw } = await generate(engine.sessions.get('chat'), context, {
+        const { result, tokens } = await generate(generationTarget(ctx, engine, 'chat'), {
           prompt: ids,
           maxTokens,
           temperature: params.temperature ?? CHAT_SAMPLING.temperature,
           topP: params.topP ?? CHAT_SAMPLING.topP,
           signal,
           onText: deltaStream(ctx.connection, params.partialResultToken),
-        }, (speed) => ctx.status.speed(speed));
-        chat.remember(ids, raw.text, raw.tokens, (tokens) => engine.model.detokenize(tokens));
+        });
+        chat.remember(ids, result.text, tokens, (reply) => engine.model.detokenize(reply));
         return result;
       });
     } catch (error) {

@@ -1,8 +1,8 @@
 // textDocument/inlineCompletion (LSP 3.18): ghost text from prefix continuation. The newest request
 // wins: an older one still running is aborted and one still waiting is dropped, and a request the
 // client cancels returns no items. Generation stops as soon as the stop rules find a boundary.
-import type { Position, TextDocument } from 'vscode-languageserver-textdocument';
-import type { InlineCompletionList } from 'vscode-languageserver';
+import type { Position, Range, TextDocument } from 'vscode-languageserver-textdocument';
+import type { InlineCompletionList, SelectedCompletionInfo } from 'vscode-languageserver';
 import { cutCompletion, finishCompletion, type CursorContext } from '../completion/stop-rules';
 import { promptsFor } from '../prompts/kit';
 import { Superseded } from '../scheduler';
@@ -15,20 +15,31 @@ const MAX_LINES = 12;
 
 const NONE: InlineCompletionList = { items: [] };
 
-export function cursorContext(doc: TextDocument, position: Position): { prefix: string; cursor: CursorContext } {
+/**
+ * The text before and around the cursor as the user will have it. With a suggestion selected in the
+ * completion widget, that suggestion counts as typed: it replaces `selected.range`, and the ghost
+ * text must extend it.
+ */
+function cursorContext(doc: TextDocument, position: Position, selected: SelectedCompletionInfo | undefined):
+  { prefix: string; cursor: CursorContext; replace: Range; typed: string } {
   const text = doc.getText();
-  const offset = doc.offsetAt(position);
-  const lineStart = doc.offsetAt({ line: position.line, character: 0 });
-  const newline = text.indexOf('\n', offset);
+  const replace = selected?.range ?? { start: position, end: position };
+  const typed = selected?.text ?? '';
+  const start = doc.offsetAt(replace.start);
+  const end = doc.offsetAt(replace.end);
+  const lineStart = doc.offsetAt({ line: replace.start.line, character: 0 });
+  const newline = text.indexOf('\n', end);
   const lineEnd = newline < 0 ? text.length : newline;
   return {
-    prefix: text.slice(0, offset),
+    prefix: text.slice(0, start) + typed,
     cursor: {
-      linePrefix: text.slice(lineStart, offset),
-      lineSuffix: text.slice(offset, lineEnd).replace(/\r$/, ''),
+      linePrefix: text.slice(lineStart, start) + typed,
+      lineSuffix: text.slice(end, lineEnd).replace(/\r$/, ''),
       following: newline < 0 ? '' : text.slice(newline + 1),
       maxLines: MAX_LINES,
     },
+    replace,
+    typed,
   };
 }
 
@@ -42,7 +53,7 @@ export function registerInlineCompletion(ctx: ServerContext): void {
       return await ctx.scheduler.runLatest('completion', signal, async (signal) => {
         const engine = ctx.host.readyEngine();
         if (!engine) return NONE;
-        const { prefix, cursor } = cursorContext(doc, params.position);
+        const { prefix, cursor, replace, typed } = cursorContext(doc, params.position, params.context?.selectedCompletionInfo);
         const prompt = promptsFor(engine.model).completion.build({
           related: ctx.documents.relatedTo(doc.uri),
           current: { path: ctx.folders.displayPath(doc.uri), languageId: doc.languageId, prefix },
@@ -62,7 +73,7 @@ export function registerInlineCompletion(ctx: ServerContext): void {
         });
         if (signal.aborted) return NONE;
         const insertText = finishCompletion(result.text, cursor);
-        return insertText === undefined ? NONE : { items: [{ insertText, range: { start: params.position, end: params.position } }] };
+        return insertText === undefined ? NONE : { items: [{ insertText: typed + insertText, range: replace }] };
       });
     } catch (error) {
       if (error instanceof Superseded) return NONE;

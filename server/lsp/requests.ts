@@ -2,9 +2,11 @@
 // engine within one token or one prefill chunk), streamed text deltas through $/progress on the
 // request's partial-result token, and user-facing errors as LSP error responses.
 import { LSPErrorCodes, ProgressType, ResponseError, type CancellationToken, type Connection } from 'vscode-languageserver';
-import { EngineUnavailable } from '../engine-host';
-import { PromptTooLong } from '../generation';
+import { EngineUnavailable, type Engine } from '../engine-host';
+import { PromptTooLong, type GenerationTarget } from '../generation';
 import type { ErrorKind, ProgressToken, RequestMethod, TextDelta } from '../protocol';
+import type { Purpose } from '../scheduler';
+import type { ServerContext } from './context';
 
 const textDelta = new ProgressType<TextDelta>();
 
@@ -42,4 +44,15 @@ export function onRequest<P, R>(connection: Connection, request: RequestMethod<P
       throw toResponseError(error);
     }
   });
+}
+
+/** Where a request of `purpose` generates: its session, with the scheduler's and status's hooks. */
+export function generationTarget(ctx: ServerContext, engine: Engine, purpose: Purpose): GenerationTarget {
+  return {
+    session: engine.sessions.get(purpose),
+    info: engine.model.info,
+    contextLength: engine.sessions.contextLength,
+    interactiveIdle: () => ctx.scheduler.interactiveIdle(),
+    onSpeed: (tokensPerSecond) => ctx.status.speed(tokensPerSecond),
+  };
 }

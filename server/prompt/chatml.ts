@@ -32,22 +32,27 @@ function controlToken(tokenizer: ChatTokenizer, text: string): number {
   return ids[0];
 }
 
-/** Token ids of the chat prompt for `messages`, starting with BOS. */
-export function chatPromptTokens(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
-  const imStart = controlToken(tokenizer, IM_START);
-  const imEnd = controlToken(tokenizer, IM_END);
-  const plain = (text: string) => tokenizer.tokenize(text, { special: false });
-  const ids = [tokenizer.info.bosId];
-  for (const message of messages) {
-    // The "\n" after <|im_end|> is a segment of its own: the next turn opens with a control token.
-    ids.push(imStart, ...plain(`${message.role}\n${message.content}`), imEnd, ...plain('\n'));
-  }
-  if (options.addGenerationPrompt ?? true) ids.push(imStart, ...plain('assistant\n'));
-  return ids;
+const plain = (tokenizer: ChatTokenizer, text: string) => tokenizer.tokenize(text, { special: false });
+
+/** `<|im_end|>\n`: closes a turn. */
+export function turnEndTokens(tokenizer: ChatTokenizer): number[] {
+  return [controlToken(tokenizer, IM_END), ...plain(tokenizer, '\n')];
 }
 
-/** The template as text (for display and debugging); not for tokenizing untrusted content. */
-export function chatPromptText(messages: readonly ChatMessage[], options: ChatPromptOptions = {}): string {
-  const turns = messages.map((m) => `${IM_START}${m.role}\n${m.content}${IM_END}\n`).join('');
-  return `<s>${turns}${options.addGenerationPrompt ?? true ? `${IM_START}assistant\n` : ''}`;
+/** One turn: `<|im_start|>{role}\n{content}<|im_end|>\n`. */
+export function chatTurnTokens(tokenizer: ChatTokenizer, message: ChatMessage): number[] {
+  return [controlToken(tokenizer, IM_START), ...plain(tokenizer, `${message.role}\n${message.content}`), ...turnEndTokens(tokenizer)];
+}
+
+/** `<|im_start|>assistant\n`: what the model sees right before it writes a reply. */
+export function generationPromptTokens(tokenizer: ChatTokenizer): number[] {
+  return [controlToken(tokenizer, IM_START), ...plain(tokenizer, 'assistant\n')];
+}
+
+/** Token ids of the chat prompt for `messages`, starting with BOS. */
+export function chatPromptTokens(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
+  const ids = [tokenizer.info.bosId];
+  for (const message of messages) ids.push(...chatTurnTokens(tokenizer, message));
+  if (options.addGenerationPrompt ?? true) ids.push(...generationPromptTokens(tokenizer));
+  return ids;
 }

@@ -3,7 +3,7 @@
 // does not fit, it is cut at a block boundary and the prompt says so.
 import type { ChatTemplate, Segment } from './template';
 
-export const ANALYZE_SYSTEM_PROMPT =
+const ANALYZE_SYSTEM_PROMPT =
   'You are an expert code reviewer. You read whole files carefully and report real problems: bugs, ' +
   'security issues, missing error handling, performance traps and confusing code. You never invent line numbers.';
 

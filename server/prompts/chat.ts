@@ -5,7 +5,7 @@ import { PromptTooLong } from '../generation';
 import type { ChatMessage } from '../protocol';
 import type { ChatTemplate } from './template';
 
-export const DEFAULT_SYSTEM_PROMPT =
+const DEFAULT_SYSTEM_PROMPT =
   'You are InternLM, a coding assistant running locally inside VS Code. Answer precisely and concisely. ' +
   'Use Markdown; put code in fenced blocks that name their language.';
 
@@ -52,7 +52,7 @@ export class ChatPrompts {
       const last = this.last;
       if (message.role === 'assistant' && last && message.content === last.text && startsWith(last.promptIds, ids) &&
           last.promptIds.length === ids.length + generation.length && startsWith(last.promptIds.slice(ids.length), generation)) {
-        ids = [...last.promptIds, ...last.tokens, this.template.imEnd, ...this.template.plain('\n')];
+        ids = [...last.promptIds, ...last.tokens, ...this.template.turnEnd];
       } else {
         ids.push(...this.template.turn(message));
       }

@@ -5,7 +5,7 @@ import type { SkippedFile } from '../protocol';
 import type { PackedFile } from '../workspace/pack';
 import type { ChatTemplate } from './template';
 
-export const WORKSPACE_SYSTEM_PROMPT =
+const WORKSPACE_SYSTEM_PROMPT =
   'You are InternLM, a coding assistant. The user\'s workspace is given in full: every file appears as ' +
   '<file path="..."> followed by its content and </file>. Answer questions about this code base from these ' +
   'files, name the files (and symbols) your answer relies on, and say so when the files do not contain the answer.';

@@ -3,7 +3,7 @@
 import type { SkipReason } from '../protocol';
 
 /** Larger files are skipped as too large: one such file would crowd out many source files. */
-export const MAX_FILE_BYTES = 512 * 1024;
+const MAX_FILE_BYTES = 512 * 1024;
 
 /** Directories of build output and dependencies, skipped as a whole even without a .gitignore. */
 export const GENERATED_DIRS = new Set([

@@ -48,35 +48,51 @@ async function e2eModel(dir) {
   return { path: made.paths['gguf-f32'], random: true };
 }
 
-describe('end-to-end in a VS Code workbench', { skip: missing.length ? `skipped: ${missing.join('; ')}` : false }, () => {
-  let temp;
+const skipAll = missing.length ? `skipped: ${missing.join('; ')}` : false;
+/** Shared by the suites: a temp folder, the packaged extension, the model. */
+const shared = {};
+
+before(async () => {
+  if (skipAll) return;
+  shared.temp = mkdtempSync(path.join(os.tmpdir(), 'internlm-e2e-test-'));
+  shared.vsix = packageExtension(path.join(shared.temp, 'vsix'));
+  shared.model = serverBuilt ? await e2eModel(path.join(shared.temp, 'model')) : undefined;
+});
+
+after(() => {
+  if (shared.temp) rmSync(shared.temp, { recursive: true, force: true });
+});
+
+/** A workbench on a fresh copy of the test workspace. */
+function workbenchFor(name, settings) {
+  const workspace = path.join(shared.temp, `${name}-workspace`);
+  makeWorkspace(workspace);
+  return startWorkbench({
+    vsix: shared.vsix,
+    workspace,
+    name,
+    settings: {
+      'internlm.device': 'cpu',
+      'internlm.contextLength': 4096,
+      'internlm.chat.temperature': 0,
+      'internlm.chat.maxTokens': 512,
+      'internlm.completion.debounceMs': 50,
+      ...settings,
+    },
+  });
+}
+
+describe('end-to-end in a VS Code workbench', { skip: skipAll }, () => {
   let workbench;
   let model;
 
   before(async () => {
-    temp = mkdtempSync(path.join(os.tmpdir(), 'internlm-e2e-test-'));
-    const workspace = path.join(temp, 'workspace');
-    makeWorkspace(workspace);
-    model = serverBuilt ? await e2eModel(path.join(temp, 'model')) : undefined;
-    const vsix = packageExtension(path.join(temp, 'vsix'));
-    workbench = await startWorkbench({
-      vsix,
-      workspace,
-      name: 'e2e',
-      settings: {
-        'internlm.modelPath': model?.path ?? '',
-        'internlm.device': 'cpu',
-        'internlm.contextLength': 4096,
-        'internlm.chat.temperature': 0,
-        'internlm.chat.maxTokens': 512,
-        'internlm.completion.debounceMs': 50,
-      },
-    });
+    model = shared.model;
+    workbench = await workbenchFor('e2e', { 'internlm.modelPath': model?.path ?? '' });
   });
 
   after(async () => {
     await workbench?.close();
-    if (temp) rmSync(temp, { recursive: true, force: true });
   });
 
   it('activates from the .vsix and shows the chat view', async () => {
@@ -174,5 +190,43 @@ describe('end-to-end in a VS Code workbench', { skip: missing.length ? `skipped:
     const problems = await workbench.problems();
     await problems.locator('.monaco-list-row', { hasText: 'InternLM' }).first().waitFor();
     await workbench.screenshot('analyze-file-problems');
+  });
+
+  it('restarts the server with backoff when it dies, and says so', { skip: needsServer }, async () => {
+    await workbench.statusLabel(/InternLM: (ready|generating)/);
+    const [pid] = workbench.serverProcesses();
+    assert.ok(pid, 'the language server process is running');
+    process.kill(pid, 'SIGKILL');
+    await workbench.statusLabel(/InternLM: restarting/);
+    await workbench.page.locator('.notifications-toasts', { hasText: 'InternLM server stopped unexpectedly' }).waitFor();
+    await workbench.screenshot('server-restarting');
+    await workbench.statusLabel(/InternLM: ready/);
+    const [restarted] = workbench.serverProcesses();
+    assert.ok(restarted && restarted !== pid, 'a new server process runs');
+  });
+});
+
+describe('first run without a model', { skip: skipAll }, () => {
+  let workbench;
+
+  before(async () => {
+    workbench = await workbenchFor('first-run', { 'internlm.modelPath': '' });
+  });
+
+  after(async () => {
+    await workbench?.close();
+  });
+
+  it('says where to get a model and loads the one chosen with Select Model File…', { skip: needsServer }, async () => {
+    await workbench.page.locator('.notifications-toasts', { hasText: 'internlm/internlm2_5-7b-chat-gguf' }).waitFor();
+    await workbench.statusLabel(/InternLM: error/);
+    const chat = await workbench.openChat();
+    await chat.locator('#notice-text', { hasText: 'No model selected' }).waitFor();
+    await workbench.screenshot('first-run');
+    await chat.locator('#notice-action', { hasText: 'Select Model File…' }).click();
+    await workbench.chooseFile(shared.model.path);
+    await workbench.statusLabel(/InternLM: ready/, 120_000);
+    await chat.locator('#notice').waitFor({ state: 'hidden' });
+    await workbench.screenshot('first-run-model-loaded');
   });
 });

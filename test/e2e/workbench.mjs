@@ -3,7 +3,7 @@
 // driven by Debian's chromium through playwright-core. Every wait is on something visible in the
 // workbench, never a fixed sleep. Screenshots and logs go to test-artifacts/e2e/.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -158,16 +158,17 @@ export async function startWorkbench({ vsix, workspace, settings = {}, name = 'w
 
   await page.goto(`${url.replace(/\/?$/, '/')}?folder=${encodeURIComponent(workspace)}`);
   await page.locator('.monaco-workbench').waitFor();
-  return new Workbench({ page, context, server, home, userData, name, logs: [log, consoleLog] });
+  return new Workbench({ page, context, server, home, userData, extensions, name, logs: [log, consoleLog] });
 }
 
 export class Workbench {
-  constructor({ page, context, server, home, userData, name, logs }) {
+  constructor({ page, context, server, home, userData, extensions, name, logs }) {
     this.page = page;
     this.context = context;
     this.server = server;
     this.home = home;
     this.userData = userData;
+    this.extensions = extensions;
     this.name = name;
     this.logs = logs;
   }
@@ -184,6 +185,36 @@ export class Workbench {
     const item = this.page.locator(`[id="${EXTENSION_ID}.internlm.status"]`);
     await item.filter({ hasText: pattern }).waitFor();
     return (await item.innerText()).trim();
+  }
+
+  /** Waits until the status item's accessible label (the state in words) matches pattern. */
+  async statusLabel(pattern, timeout = 60_000) {
+    const handle = await this.page.waitForFunction(
+      ({ id, source, flags }) => {
+        const item = document.getElementById(id);
+        const label = (item?.hasAttribute('aria-label') ? item : item?.querySelector('[aria-label]'))?.getAttribute('aria-label');
+        return label && new RegExp(source, flags).test(label) ? label : false;
+      },
+      { id: `${EXTENSION_ID}.internlm.status`, source: pattern.source, flags: pattern.flags },
+      { timeout },
+    );
+    return handle.jsonValue();
+  }
+
+  /** Ids of the language server processes this workbench's extension started. */
+  serverProcesses() {
+    const script = path.join(this.extensions, `${EXTENSION_ID}-`);
+    return readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((pid) => {
+        try {
+          const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          return argv.some((arg) => arg.startsWith(script) && arg.endsWith(path.join('dist', 'server.js')));
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
   }
 
   async completionToggle() {
@@ -207,6 +238,16 @@ export class Workbench {
     await input.waitFor();
     await input.fill(text);
     await input.press('Enter');
+  }
+
+  /** Picks a file in VS Code's own file dialog (a quick input in the browser) by its path. */
+  async chooseFile(filePath) {
+    const widget = this.page.locator('.quick-input-widget');
+    // The dialog fills in its starting folder asynchronously; typing before that would be overwritten.
+    await widget.locator('.quick-input-list .monaco-list-row').first().waitFor();
+    await widget.locator('input').fill(filePath);
+    await widget.locator('input').press('Enter');
+    await widget.waitFor({ state: 'hidden' });
   }
 
   /** Opens the InternLM container from the activity bar; returns the chat webview's frame. */

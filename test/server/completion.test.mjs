@@ -51,6 +51,17 @@ test('a mid-line completion is one line inserted at the cursor', async () => {
   }
 });
 
+test('with a suggestion selected in the completion widget, the ghost text extends it', async () => {
+  // "return a * " + the widget's "b" (replacing nothing yet typed at the cursor).
+  const range = { start: cursor, end: cursor };
+  const result = await client.request('textDocument/inlineCompletion', {
+    textDocument: { uri }, position: cursor, context: { triggerKind: 2, selectedCompletionInfo: { range, text: 'b' } },
+  });
+  assert.equal(result.items.length, 1, 'the tiny model continues the line');
+  assert.ok(result.items[0].insertText.startsWith('b') && result.items[0].insertText.length > 1);
+  assert.deepEqual(result.items[0].range, range);
+});
+
 test('the next keystroke is served from the cached prefix, quickly', async () => {
   const times = [];
   let version = 2;

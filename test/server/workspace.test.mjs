@@ -116,8 +116,8 @@ test('when the workspace does not fit, the oldest files are left out and listed 
 });
 
 test('a completion is served while a long workspace prefill runs', async () => {
-  // About 8k tokens of fresh files: seconds of prefill on the tiny model.
-  for (let i = 0; i < 12; i++) write(`bulk/part${i}.ts`, source(`part${i}`, 100 + i).repeat(3), T0 + 1000 + i);
+  // About 9k tokens of fresh files: seconds of prefill on the tiny model.
+  for (let i = 0; i < 6; i++) write(`bulk/part${i}.ts`, source(`part${i}`, 100 + i).repeat(3), T0 + 1000 + i);
   const uri = 'file:///elsewhere/a.ts';
   await client.open(uri, 'typescript', 'const answer = ');
   const started = performance.now();
@@ -138,6 +138,8 @@ test('a completion is served while a long workspace prefill runs', async () => {
   console.log(`# completion during a ${workspace.usage.promptTokens}-token workspace prefill: ${completionMs.toFixed(0)} ms; prefill took ${workspaceMs.toFixed(0)} ms`);
   assert.ok(Array.isArray(completion.items));
   assert.ok(completedAt < workspaceDone, 'the completion finished before the workspace prefill');
+  // It waits for one prefill slice at most, not for the whole prefill (generous for shared CPUs).
+  assert.ok(completionMs < workspaceMs / 3, `${completionMs} ms`);
 });
 
 test('without a workspace folder the question is refused with a reason', async () => {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 
@@ -43,5 +44,15 @@ class Backend {
 };
 
 std::unique_ptr<Backend> create_cpu_backend(const Model& model, int threads);
+
+// Picks and creates a backend (engine/backend_factory.cpp). device: "auto" (a CUDA GPU when one
+// is usable and the model fits, else the CPU), "cpu", "cuda" or "cuda:N". *chosen_description
+// says what was picked and, for "auto" on the CPU, why: "cuda:0 (NVIDIA H200, 139 GiB)",
+// "cpu (no CUDA device: ...)". Throws ilm::Error for an unusable explicit choice.
+std::unique_ptr<Backend> create_backend(const Model& model, const std::string& device, int threads,
+                                        std::string* chosen_description);
+
+// The backends this build includes: "cpu", plus "cuda" when it was built with CUDA.
+std::vector<std::string> available_backends();
 
 }  // namespace ilm

@@ -1,5 +1,6 @@
 #include "model/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "util/error.h"
@@ -114,7 +115,7 @@ std::string quoted(std::string_view s) {
   return out + "'";
 }
 
-// Reads one value of type T at the cursor, leaving the cursor after it.
+// Records the value of TYPE at the cursor (checking every length) and moves past it.
 void read_value(Cursor& c, GgufType type, GgufValue& v, const std::string& key) {
   v.type = type;
   v.data = c.here();
@@ -174,12 +175,12 @@ GgufFile::GgufFile(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
     throw Error(p + ": not a GGUF file (magic '" + magic + "', expected 'GGUF')");
   }
   c.skip(4, "magic");
-  version_ = c.u32("version");
-  if (version_ != 2 && version_ != 3) {
+  const uint32_t version = c.u32("version");
+  if (version != 2 && version != 3) {
     std::string hint;
-    if (version_ == 1) hint = " (GGUF v1 is obsolete; re-convert the model)";
-    else if ((version_ & 0xffff) == 0 && (version_ >> 16) != 0) hint = " (a big-endian file?)";
-    throw Error(p + ": unsupported GGUF version " + std::to_string(version_) +
+    if (version == 1) hint = " (GGUF v1 is obsolete; re-convert the model)";
+    else if ((version & 0xffff) == 0 && (version >> 16) != 0) hint = " (a big-endian file?)";
+    throw Error(p + ": unsupported GGUF version " + std::to_string(version) +
                 " (supported: 2 and 3)" + hint);
   }
   const uint64_t n_tensors = c.u64("tensor count");
@@ -190,7 +191,8 @@ GgufFile::GgufFile(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
   if (n_tensors > c.remaining() / 24)
     c.fail("file is truncated or corrupt: tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
 
-  kv_.reserve(size_t(n_kv));
+  // Counts are only bounded by the file size so far: reserve modestly and grow as entries parse.
+  kv_.reserve(size_t(std::min<uint64_t>(n_kv, 1024)));
   for (uint64_t i = 0; i < n_kv; i++) {
     const std::string key(c.str("metadata key"));
     const uint32_t type = c.u32("metadata type");
@@ -206,7 +208,7 @@ GgufFile::GgufFile(std::shared_ptr<MappedFile> file) : file_(std::move(file)) {
     alignment_ = size_t(align);
   }
 
-  tensors_.reserve(size_t(n_tensors));
+  tensors_.reserve(size_t(std::min<uint64_t>(n_tensors, 4096)));
   for (uint64_t i = 0; i < n_tensors; i++) {
     GgufTensorInfo t;
     t.name = std::string(c.str("tensor name"));

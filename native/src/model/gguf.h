@@ -49,8 +49,6 @@ class GgufFile {
 
   const std::string& path() const;
   const std::shared_ptr<MappedFile>& file() const { return file_; }
-  uint32_t version() const { return version_; }
-  size_t alignment() const { return alignment_; }
 
   const GgufValue* find(std::string_view key) const;
   // Typed getters: false when the key is absent; ilm::Error when it has the wrong type.
@@ -68,7 +66,6 @@ class GgufFile {
 
  private:
   std::shared_ptr<MappedFile> file_;
-  uint32_t version_ = 0;
   size_t alignment_ = 32;
   std::unordered_map<std::string, GgufValue> kv_;
   std::vector<GgufTensorInfo> tensors_;

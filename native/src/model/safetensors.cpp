@@ -94,8 +94,6 @@ SafetensorsFile::SafetensorsFile(std::shared_ptr<MappedFile> file) : file_(std::
   }
 }
 
-const std::string& SafetensorsFile::path() const { return file_->path(); }
-
 const SafetensorsTensor* SafetensorsFile::find(std::string_view name) const {
   auto it = index_.find(std::string(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];

@@ -28,7 +28,6 @@ class SafetensorsFile {
 
   explicit SafetensorsFile(std::shared_ptr<MappedFile> file);
 
-  const std::string& path() const;
   const std::shared_ptr<MappedFile>& file() const { return file_; }
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   const SafetensorsTensor* find(std::string_view name) const;

@@ -29,22 +29,19 @@ struct Utf8Step {
 Utf8Step utf8_step(const unsigned char* s, size_t n) {
   const unsigned char c = s[0];
   if (c < 0x80) return {Utf8::Complete, 1};
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+  // Sequence length and the allowed range of the second byte, per lead byte (Unicode Table 3-7).
+  size_t need = 0;
+  unsigned char lo = 0x80, hi = 0xbf;
   if (c >= 0xc2 && c <= 0xdf) {
     need = 2;
-  } else if (c == 0xe0) {
-    need = 3, lo = 0xa0;
-  } else if (c == 0xed) {
-    need = 3, hi = 0x9f;
-  } else if (c >= 0xe1 && c <= 0xef) {
+  } else if (c >= 0xe0 && c <= 0xef) {
     need = 3;
-  } else if (c == 0xf0) {
-    need = 4, lo = 0x90;
-  } else if (c >= 0xf1 && c <= 0xf3) {
+    if (c == 0xe0) lo = 0xa0;  // no overlong forms
+    if (c == 0xed) hi = 0x9f;  // no surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
     need = 4;
-  } else if (c == 0xf4) {
-    need = 4, hi = 0x8f;
+    if (c == 0xf0) lo = 0x90;  // no overlong forms
+    if (c == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
   } else {
     return {Utf8::Invalid, 1};
   }
@@ -350,12 +347,10 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
   uint32_t prev_char = 0;
   bool prev_frozen = true;
   for (size_t pos = 0; pos < norm.size();) {
-    size_t len;
-    bool frozen;
+    size_t len = user_defined.match(std::string_view(norm).substr(pos)).first;
+    bool frozen = len > 0;
     uint32_t ch = 0;
-    if (const size_t user_len = user_defined.match(std::string_view(norm).substr(pos)).first) {
-      len = user_len, frozen = true;
-    } else {
+    if (!frozen) {
       const Utf8Step step = utf8_step(bytes + pos, norm.size() - pos);
       frozen = step.kind != Utf8::Complete;
       len = frozen ? 1 : step.len;
@@ -366,7 +361,8 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
     }
     const int32_t index = int32_t(ws.symbols.size());
     ws.symbols.push_back({uint32_t(pos), uint32_t(len), index - 1, index + 1, -1, frozen});
-    prev_char = ch, prev_frozen = frozen;
+    prev_char = ch;
+    prev_frozen = frozen;
     pos += len;
   }
   merge_chunk(norm, ws, out);

@@ -275,16 +275,4 @@ bool Json::to_u64(uint64_t* out) const {
   return true;
 }
 
-const char* Json::type_name(Type t) {
-  switch (t) {
-    case Type::Null: return "null";
-    case Type::Bool: return "a boolean";
-    case Type::Number: return "a number";
-    case Type::String: return "a string";
-    case Type::Array: return "an array";
-    case Type::Object: return "an object";
-  }
-  return "?";
-}
-
 }  // namespace ilm

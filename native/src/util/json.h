@@ -43,7 +43,6 @@ class Json {
   // values beyond uint64 (the digits are re-read, so integers above 2^53 stay exact).
   bool to_u64(uint64_t* out) const;
 
-  static const char* type_name(Type t);
 
  private:
   friend class JsonParser;

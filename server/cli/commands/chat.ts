@@ -2,13 +2,20 @@
 // the prompt every turn; the session keeps its KV cache, so only the new tokens are evaluated.
 import readline from 'node:readline';
 import type { Model, Session } from '../../../native/index';
-import { chatPromptTokens, type ChatMessage } from '../../prompt/chatml';
+import { chatTurnTokens, generationPromptTokens, turnEndTokens } from '../../prompt/chatml';
 import { intOption, parseOptions, requiredString } from '../args';
 import { loadModel } from '../model';
 import { reportGeneration } from '../report';
+import { DEFAULT_SAMPLING } from '../sampling';
 
 const MAX_REPLY_TOKENS = 1024;
-const SAMPLING = { temperature: 0.8, topP: 0.8 };
+
+/**
+ * The conversation as token ids, one entry per turn. A reply is kept as the very tokens the model
+ * generated after the generation prompt (re-tokenizing its text could split it differently), so
+ * the next turn's prompt extends the cached one exactly.
+ */
+type Turns = number[][];
 
 export async function chatCommand(args: string[]): Promise<void> {
   const options = parseOptions(args, { model: { type: 'string' }, threads: { type: 'string' } });
@@ -26,7 +33,7 @@ export async function chatCommand(args: string[]): Promise<void> {
 async function converse(model: Model, session: Session): Promise<void> {
   const interactive = process.stdin.isTTY === true;
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
-  const history: ChatMessage[] = [];
+  const turns: Turns = [];
   let reply: AbortController | undefined;
   // Ctrl-C stops the reply being written; at the prompt it quits. A terminal reports it through
   // readline, a pipe as a signal to the process.
@@ -43,16 +50,13 @@ async function converse(model: Model, session: Session): Promise<void> {
       const command = line.trim();
       if (command === '/exit') break;
       if (command === '/reset') {
-        history.length = 0;
+        turns.length = 0;
         session.truncate(0);
         process.stderr.write('(conversation cleared)\n');
       } else if (command !== '') {
-        history.push({ role: 'user', content: line });
         reply = new AbortController();
-        const text = await answer(model, session, history, reply.signal);
+        await answer(model, session, turns, line, reply.signal);
         reply = undefined;
-        if (text === undefined) history.pop();
-        else history.push({ role: 'assistant', content: text });
       }
       prompt();
     }
@@ -62,15 +66,17 @@ async function converse(model: Model, session: Session): Promise<void> {
   }
 }
 
-/** Streams the reply to the last user message; undefined when it cannot fit in the context. */
-async function answer(model: Model, session: Session, history: ChatMessage[], signal: AbortSignal): Promise<string | undefined> {
-  const prompt = fitToContext(model, history);
+/** Streams the reply to `message` and adds both turns to `turns` (neither when it cannot fit). */
+async function answer(model: Model, session: Session, turns: Turns, message: string, signal: AbortSignal): Promise<void> {
+  const generation = generationPromptTokens(model);
+  const user = chatTurnTokens(model, { role: 'user', content: message });
+  const prompt = fitToContext(model, turns, [...user, ...generation]);
   if (prompt === undefined) {
     process.stderr.write(`(that message does not fit in the model's ${model.info.contextLength}-token context; try a shorter one)\n`);
-    return undefined;
+    return;
   }
   const result = await session.generate({
-    ...SAMPLING,
+    ...DEFAULT_SAMPLING,
     prompt,
     maxTokens: Math.min(MAX_REPLY_TOKENS, model.info.contextLength - prompt.length),
     signal,
@@ -78,20 +84,20 @@ async function answer(model: Model, session: Session, history: ChatMessage[], si
   });
   process.stdout.write('\n');
   if (result.finishReason !== 'stop') reportGeneration(result);
-  return result.text;
+  turns.push(user, [...generation, ...result.tokens, ...turnEndTokens(model)]);
 }
 
 /**
- * The prompt for the conversation, dropping the oldest turns (from `history` itself, so the cached
- * prefix stays stable afterwards) until it leaves room for a reply.
+ * The prompt for the conversation followed by `next`, dropping the oldest exchanges (from `turns`
+ * itself, so the cached prefix stays stable afterwards) until it leaves room for a reply.
  */
-function fitToContext(model: Model, history: ChatMessage[]): number[] | undefined {
+function fitToContext(model: Model, turns: Turns, next: number[]): number[] | undefined {
   const context = model.info.contextLength;
   const replyRoom = Math.min(MAX_REPLY_TOKENS / 4, Math.floor(context / 4));
   for (;;) {
-    const tokens = chatPromptTokens(model, history);
-    if (tokens.length + replyRoom <= context) return tokens;
-    if (history.length <= 1) return undefined;
-    history.splice(0, 2);
+    const ids = [model.info.bosId, ...turns.flat(), ...next];
+    if (ids.length + replyRoom <= context) return ids;
+    if (turns.length === 0) return undefined;
+    turns.splice(0, 2);
   }
 }

@@ -1,0 +1,178 @@
+// Small per-token kernels: embedding lookup, RMSNorm, activation conversion/quantization, SwiGLU,
+// RoPE + KV-cache store, and the one-time Q8_0 repack. Arithmetic follows the CPU backend
+// (cpu_backend.cpp) operation for operation where rounding could differ.
+#include "cuda/common.cuh"
+
+namespace ilm::cuda {
+namespace {
+
+__global__ void embed_kernel(DevMatrix table, const int32_t* tokens, float* x) {
+  const int t = blockIdx.x;
+  const int dim = table.cols;
+  const size_t row = size_t(tokens[t]);
+  float* out = x + size_t(t) * dim;
+  for (int k = threadIdx.x; k < dim; k += blockDim.x) {
+    float v;
+    switch (table.type) {
+      case WType::F32: v = static_cast<const float*>(table.data)[row * dim + k]; break;
+      case WType::F16: v = half_bits_to_float(static_cast<const uint16_t*>(table.data)[row * dim + k]); break;
+      case WType::BF16: v = bf16_bits_to_float(static_cast<const uint16_t*>(table.data)[row * dim + k]); break;
+      default:
+        v = half_bits_to_float(table.scales[row * (dim / 32) + k / 32]) *
+            float(static_cast<const int8_t*>(table.data)[row * dim + k]);
+        break;
+    }
+    out[k] = v;
+  }
+}
+
+// One block per row. Sum of squares in f32 (the CPU sums in double; the difference is ~1e-7).
+__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int dim, float eps) {
+  const float* xr = x + size_t(blockIdx.x) * dim;
+  float* o = out + size_t(blockIdx.x) * dim;
+  float sum = 0.0f;
+  for (int k = threadIdx.x; k < dim; k += blockDim.x) sum += xr[k] * xr[k];
+  __shared__ float partial[32];
+  sum = warp_sum(sum);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) partial[0] = s;
+  }
+  __syncthreads();
+  const float scale = 1.0f / sqrtf(partial[0] / float(dim) + eps);
+  for (int k = threadIdx.x; k < dim; k += blockDim.x) o[k] = xr[k] * scale * w[k];
+}
+
+__global__ void to_f16_kernel(const float* x, __half* out, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    out[i] = __float2half_rn(x[i]);
+}
+
+// One warp per 32-value block, as the CPU's quantize_q8_0: d = amax / 127, id = 1 / d,
+// q = nearbyint(x * id), d stored rounded to fp16.
+__global__ void quantize_q8_kernel(const float* x, int8_t* q, float* d, size_t n_blocks) {
+  const size_t b = (blockIdx.x * size_t(blockDim.x) + threadIdx.x) >> 5;
+  if (b >= n_blocks) return;
+  const int lane = threadIdx.x & 31;
+  const float v = x[b * 32 + lane];
+  const float amax = warp_max(fabsf(v));
+  const float scale = amax / 127.0f;
+  const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+  q[b * 32 + lane] = int8_t(__float2int_rn(v * inv));
+  if (lane == 0) d[b] = __half2float(__float2half_rn(scale));
+}
+
+__global__ void swiglu_kernel(const float* gu, int ffn, float* out, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t t = i / ffn, j = i % ffn;
+    const float g = gu[t * 2 * ffn + j], u = gu[t * 2 * ffn + ffn + j];
+    out[i] = g / (1.0f + expf(-g)) * u;
+  }
+}
+
+// One block per token; one thread per (head, pair). Angles as the CPU computes them: pairwise
+// files multiply theta by base^(-2/d) pair after pair (llama.cpp), rotate-half checkpoints use
+// pos * inv_freq[i] (Hugging Face); both factors come from the host.
+__global__ void rope_store_kernel(const float* qkv, const StepParams* params, int n_heads, int n_kv_heads,
+                                  int hd, bool pairwise, float* q_out, __half* k_cache, __half* v_cache) {
+  const int t = blockIdx.x;
+  const int half = hd / 2;
+  const int q_dim = n_heads * hd, kv_dim = n_kv_heads * hd;
+  const float* row = qkv + size_t(t) * (q_dim + 2 * kv_dim);
+  const int pos = params->start_pos + t;
+  __half* k_row = k_cache + size_t(pos) * kv_dim;
+  __half* v_row = v_cache + size_t(pos) * kv_dim;
+  const int n_pairs = (n_heads + n_kv_heads) * half;
+  for (int i = threadIdx.x; i < n_pairs; i += blockDim.x) {
+    const int head = i / half, p = i % half;
+    float theta;
+    if (pairwise) {
+      theta = float(pos);
+      const float s = params->theta_scale;
+      for (int j = 0; j < p; j++) theta *= s;
+    } else {
+      theta = float(pos) * params->inv_freq[p];
+    }
+    float sn, cs;
+    sincosf(theta, &sn, &cs);
+    const int a = pairwise ? 2 * p : p;
+    const int b = pairwise ? 2 * p + 1 : p + half;
+    const float* src = row + size_t(head) * hd;  // Q heads then K heads, contiguous
+    const float x0 = src[a], x1 = src[b];
+    const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+    if (head < n_heads) {
+      float* dst = q_out + size_t(t) * q_dim + size_t(head) * hd;
+      dst[a] = y0;
+      dst[b] = y1;
+    } else {
+      __half* dst = k_row + size_t(head - n_heads) * hd;
+      dst[a] = __float2half_rn(y0);
+      dst[b] = __float2half_rn(y1);
+    }
+  }
+  const float* v = row + q_dim + kv_dim;
+  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) v_row[i] = __float2half_rn(v[i]);
+}
+
+__global__ void repack_q8_0_kernel(const uint8_t* raw, size_t n_blocks, int8_t* q, uint16_t* scales) {
+  const size_t b = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (b >= n_blocks) return;
+  const uint8_t* src = raw + b * 34;
+  scales[b] = uint16_t(src[0] | (src[1] << 8));
+  int8_t* dst = q + b * 32;
+#pragma unroll
+  for (int i = 0; i < 32; i++) dst[i] = int8_t(src[2 + i]);
+}
+
+int grid_for(size_t n, int threads) {
+  const size_t blocks = (n + threads - 1) / threads;
+  return int(blocks < 65535 * 16 ? blocks : 65535 * 16);
+}
+
+}  // namespace
+
+void embed(const DevMatrix& table, const int32_t* tokens, int nt, float* x, cudaStream_t stream) {
+  embed_kernel<<<nt, 256, 0, stream>>>(table, tokens, x);
+  check_kernel("embed");
+}
+
+void rmsnorm(const float* x, const float* weight, float* out, int rows, int dim, float eps, cudaStream_t stream) {
+  if (rows <= 0) return;
+  rmsnorm_kernel<<<rows, 512, 0, stream>>>(x, weight, out, dim, eps);
+  check_kernel("rmsnorm");
+}
+
+void to_f16(const float* x, uint16_t* out, size_t n, cudaStream_t stream) {
+  to_f16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, reinterpret_cast<__half*>(out), n);
+  check_kernel("to_f16");
+}
+
+void quantize_q8(const float* x, Q8Act out, int rows, int cols, cudaStream_t stream) {
+  const size_t n_blocks = size_t(rows) * (cols / 32);
+  quantize_q8_kernel<<<int((n_blocks * 32 + 255) / 256), 256, 0, stream>>>(x, out.q, out.d, n_blocks);
+  check_kernel("quantize_q8");
+}
+
+void swiglu(const float* gate_up, int nt, int ffn, float* out, cudaStream_t stream) {
+  const size_t n = size_t(nt) * ffn;
+  swiglu_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate_up, ffn, out, n);
+  check_kernel("swiglu");
+}
+
+void rope_store(const float* qkv, const StepParams* params, int nt, int n_heads, int n_kv_heads, int head_dim,
+                bool pairwise, float* q_out, uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
+  rope_store_kernel<<<nt, 256, 0, stream>>>(qkv, params, n_heads, n_kv_heads, head_dim, pairwise, q_out,
+                                            reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache));
+  check_kernel("rope_store");
+}
+
+void repack_q8_0(const uint8_t* raw, int rows, int cols, int8_t* q, uint16_t* scales, cudaStream_t stream) {
+  const size_t n_blocks = size_t(rows) * (cols / 32);
+  repack_q8_0_kernel<<<int((n_blocks + 255) / 256), 256, 0, stream>>>(raw, n_blocks, q, scales);
+  check_kernel("repack_q8_0");
+}
+
+}  // namespace ilm::cuda

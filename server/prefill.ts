@@ -1,0 +1,51 @@
+// Long prompts are prefilled in slices that step aside for interactive work. The engine serializes
+// forward passes per chunk, so without this an inline completion would wait one prefill chunk for
+// each of its own forward passes (dozens of them) while a workspace question prefills. Between
+// slices this waits until no completion is running, so a completion waits for one slice at most.
+//
+// Slicing is exact only while the whole prompt is within the model's trained context: there the
+// RoPE base is the same for every length. Beyond it (dynamic NTK) the base depends on the final
+// length, so such prompts go to the engine in one call, which picks the base for the full length.
+import type { ModelInfo, Session } from '../native/index';
+
+/** Tokens per slice: a few engine chunks, short enough that a completion never waits long. */
+const SLICE_TOKENS = 512;
+
+interface Prefilled {
+  /** Prompt tokens that were already in the cache before this request. */
+  reused: number;
+  ms: number;
+  cancelled: boolean;
+}
+
+function sameBase(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
+}
+
+/**
+ * Brings the session's cache to `prompt` minus its last token (the generation computes that one
+ * for its logits), pausing before each slice until `interactiveIdle` resolves.
+ */
+export async function prefillInSlices(session: Session, info: ModelInfo, prompt: readonly number[], signal: AbortSignal,
+  interactiveIdle: () => Promise<void>): Promise<Prefilled | undefined> {
+  if (prompt.length > info.contextLength) return undefined;
+  if (session.length > 0 && !sameBase(session.ropeBase, info.ropeFreqBase)) session.truncate(0);
+  const cached = session.tokens;
+  let reused = 0;
+  while (reused < cached.length && reused < prompt.length - 1 && cached[reused] === prompt[reused]) reused++;
+  if (prompt.length - 1 - reused <= SLICE_TOKENS) return undefined;
+
+  session.truncate(reused);
+  const started = performance.now();
+  for (let at = reused; at < prompt.length - 1; at += SLICE_TOKENS) {
+    await interactiveIdle();
+    if (signal.aborted) return { reused, ms: performance.now() - started, cancelled: true };
+    try {
+      await session.evaluate(prompt.slice(at, Math.min(at + SLICE_TOKENS, prompt.length - 1)), { signal });
+    } catch (error) {
+      if (signal.aborted) return { reused, ms: performance.now() - started, cancelled: true };
+      throw error;
+    }
+  }
+  return { reused, ms: performance.now() - started, cancelled: false };
+}
