@@ -99,7 +99,7 @@ export class ChatController implements vscode.Disposable {
       const count = result.findings.length;
       return {
         content: result.report,
-        finishReason: 'stop',
+        finishReason: token.isCancellationRequested ? 'cancelled' : 'stop',
         meta: formatMeta(result.usage, result.timings),
         footnote: count ? `${count} finding${count === 1 ? '' : 's'} in the Problems panel.` : 'No findings.',
       };

@@ -25,6 +25,7 @@ const SELECT_HINT = 'Choose a GGUF file or a Hugging Face checkpoint folder with
 function unavailable(error: unknown): EngineUnavailable {
   if (error instanceof EngineUnavailable) return error;
   const message = error instanceof Error ? error.message : String(error);
+  if (/native engine not built/.test(message)) return new EngineUnavailable('internal', `The InternLM engine is missing from this installation: ${message}`);
   if (/out of memory|bad_alloc|cannot allocate/i.test(message)) {
     return new EngineUnavailable('outOfMemory', `Not enough memory to load the model: ${message}. A smaller quantization or a smaller internlm.contextLength may help.`);
   }

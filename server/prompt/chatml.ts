@@ -51,8 +51,9 @@ export function generationPromptTokens(tokenizer: ChatTokenizer): number[] {
 
 /** Token ids of the chat prompt for `messages`, starting with BOS. */
 export function chatPromptTokens(tokenizer: ChatTokenizer, messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
-  const ids = [tokenizer.info.bosId];
-  for (const message of messages) ids.push(...chatTurnTokens(tokenizer, message));
-  if (options.addGenerationPrompt ?? true) ids.push(...generationPromptTokens(tokenizer));
+  // concat, not push(...): a long message's ids would overflow the call's argument stack.
+  let ids = [tokenizer.info.bosId];
+  for (const message of messages) ids = ids.concat(chatTurnTokens(tokenizer, message));
+  if (options.addGenerationPrompt ?? true) ids = ids.concat(generationPromptTokens(tokenizer));
   return ids;
 }

@@ -35,7 +35,7 @@ First write a short Markdown report of the most important problems. Then list ev
 }
 
 export function analyzePrompt(template: ChatTemplate, input: AnalyzeInput): AnalyzePrompt {
-  const lines = input.text.split('\n');
+  const lines = input.text.split(/\r?\n/);
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   const width = String(lines.length).length;
   const intro = `Review the file ${input.path} (${input.languageId}). Every line starts with its line number and "|".\n\n`;

@@ -3,7 +3,7 @@
 // generated (re-tokenizing its text could split it differently and end the reuse there).
 import { PromptTooLong } from '../generation';
 import type { ChatMessage } from '../protocol';
-import type { ChatTemplate } from './template';
+import { appendIds, type ChatTemplate } from './template';
 
 const DEFAULT_SYSTEM_PROMPT =
   'You are InternLM, a coding assistant running locally inside VS Code. Answer precisely and concisely. ' +
@@ -54,10 +54,10 @@ export class ChatPrompts {
           last.promptIds.length === ids.length + generation.length && startsWith(last.promptIds.slice(ids.length), generation)) {
         ids = [...last.promptIds, ...last.tokens, ...this.template.turnEnd];
       } else {
-        ids.push(...this.template.turn(message));
+        appendIds(ids, this.template.turn(message));
       }
     }
-    ids.push(...generation);
+    appendIds(ids, generation);
     return ids;
   }
 }

@@ -9,6 +9,11 @@ import {
 /** Pieces of one turn's content: text (tokenized here, as plain text) or ids tokenized earlier. */
 export type Segment = string | readonly number[];
 
+/** Appends ids one by one: `push(...ids)` overflows the call stack for a long file's ids. */
+export function appendIds(target: number[], ids: readonly number[]): void {
+  for (const id of ids) target.push(id);
+}
+
 export class ChatTemplate {
   readonly bos: number;
   /** `<|im_end|>\n` */
@@ -36,8 +41,8 @@ export class ChatTemplate {
   /** One turn whose content is given in segments. */
   segmentedTurn(role: ChatMessage['role'], segments: readonly Segment[]): number[] {
     const ids = [this.imStart, ...this.plain(`${role}\n`)];
-    for (const segment of segments) ids.push(...(typeof segment === 'string' ? this.plain(segment) : segment));
-    ids.push(...this.turnEnd);
+    for (const segment of segments) appendIds(ids, typeof segment === 'string' ? this.plain(segment) : segment);
+    appendIds(ids, this.turnEnd);
     return ids;
   }
 

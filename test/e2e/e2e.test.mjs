@@ -3,50 +3,16 @@
 // the tests that need the language server skip, with the reason, until dist/server.js exists.
 // Screenshots: test-artifacts/e2e/*.png.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { E2E_SETTINGS, e2eModel, makeWorkspace } from './fixtures.mjs';
 import { ROOT, missingPrerequisites, packageExtension, startWorkbench } from './workbench.mjs';
 
 const missing = missingPrerequisites();
 const serverBuilt = existsSync(path.join(ROOT, 'dist', 'server.js'));
 const needsServer = serverBuilt ? false : 'skipped: the language server is not built yet (dist/server.js is missing)';
-
-/** A small project to open: code to analyse and complete, a file that .gitignore hides. */
-function makeWorkspace(dir) {
-  const files = {
-    'README.md': '# Inventory\n\nA tiny inventory service used by the end-to-end tests.\n',
-    '.gitignore': 'build/\n',
-    'build/output.txt': 'generated, ignored\n',
-    'src/inventory.ts': [
-      'export interface Item { name: string; count: number }',
-      '',
-      'export function total(items: Item[]): number {',
-      '  let sum = 0;',
-      '  for (let i = 0; i <= items.length; i++) sum += items[i].count;',
-      '  return sum;',
-      '}',
-      '',
-    ].join('\n'),
-    'src/stats.py': ['def mean(values):', '    return sum(values) / len(values)', '', ''].join('\n'),
-  };
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    writeFileSync(path.join(dir, name), text);
-  }
-}
-
-/**
- * The model the server loads: INTERNLM_E2E_MODEL (e.g. a real InternLM2.5 GGUF) or a generated one
- * with random weights, big enough that a reply takes long enough to watch it stream and stop it.
- */
-async function e2eModel(dir) {
-  if (process.env.INTERNLM_E2E_MODEL) return { path: process.env.INTERNLM_E2E_MODEL, random: false };
-  const { makeModel } = await import('../fixtures/make-model.mjs');
-  const made = await makeModel({ dir, preset: 'tiny', dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, ffnDim: 768, formats: ['gguf-f32'] });
-  return { path: made.paths['gguf-f32'], random: true };
-}
 
 const skipAll = missing.length ? `skipped: ${missing.join('; ')}` : false;
 /** Shared by the suites: a temp folder, the packaged extension, the model. */
@@ -71,14 +37,7 @@ function workbenchFor(name, settings) {
     vsix: shared.vsix,
     workspace,
     name,
-    settings: {
-      'internlm.device': 'cpu',
-      'internlm.contextLength': 4096,
-      'internlm.chat.temperature': 0,
-      'internlm.chat.maxTokens': 512,
-      'internlm.completion.debounceMs': 50,
-      ...settings,
-    },
+    settings: { ...E2E_SETTINGS, ...settings },
   });
 }
 
@@ -102,6 +61,22 @@ describe('end-to-end in a VS Code workbench', { skip: skipAll }, () => {
     await chat.locator('#input').waitFor();
     if (!serverBuilt) await chat.locator('#notice-text', { hasText: 'language server is missing' }).waitFor();
     await workbench.screenshot('chat-view');
+  });
+
+  it('attaches the editor selection to the message being written', async () => {
+    const editor = await workbench.openFile('src/inventory.ts');
+    await editor.locator('.view-line', { hasText: 'export function total' }).click();
+    await workbench.page.keyboard.press('Home');
+    await workbench.page.keyboard.press('Shift+ArrowDown');
+    await workbench.page.keyboard.press('Shift+ArrowDown');
+    await workbench.page.keyboard.press('Shift+End');
+    const chat = await workbench.openChat();
+    await chat.locator('#attach-selection').click();
+    const chip = chat.locator('#attachments .chip', { hasText: 'src/inventory.ts:3-5' });
+    await chip.waitFor();
+    await workbench.screenshot('chat-attachment');
+    await chip.locator('button').click();
+    await chip.waitFor({ state: 'detached' });
   });
 
   it('sends a message and shows the reply as it streams', { skip: needsServer }, async () => {
@@ -190,6 +165,20 @@ describe('end-to-end in a VS Code workbench', { skip: skipAll }, () => {
     const problems = await workbench.problems();
     await problems.locator('.monaco-list-row', { hasText: 'InternLM' }).first().waitFor();
     await workbench.screenshot('analyze-file-problems');
+  });
+
+  it('keeps the conversation across a reload, until New Chat', { skip: needsServer }, async () => {
+    const chat = await workbench.openChat();
+    const before = await chat.locator('.entry').count();
+    assert.ok(before >= 4, `a conversation to keep (${before} entries)`);
+    await workbench.page.reload();
+    await workbench.page.locator('.monaco-workbench').waitFor();
+    const reloaded = await workbench.openChat();
+    await reloaded.locator('.entry').nth(before - 1).waitFor();
+    assert.equal(await reloaded.locator('.entry').count(), before);
+    await workbench.runCommand('InternLM: New Chat');
+    await reloaded.locator('#empty').waitFor();
+    assert.equal(await reloaded.locator('.entry').count(), 0);
   });
 
   it('restarts the server with backoff when it dies, and says so', { skip: needsServer }, async () => {

@@ -106,6 +106,13 @@ test('a request cancelled while it waits for the chat session returns cancelled 
 });
 
 test('bad requests are refused with a message', async () => {
+  // About 200k tokens: longer than the context, and too many for push(...ids) to handle.
+  const huge = 'lorem ipsum dolor sit amet '.repeat(40000);
+  await assert.rejects(client.request('internlm/chat', { messages: [{ role: 'user', content: huge }] }), (e) => {
+    assert.match(e.message, /too long for the context/);
+    assert.equal(e.code, -32803);
+    return true;
+  });
   await assert.rejects(client.request('internlm/chat', { messages: [] }), /needs messages/);
   await assert.rejects(client.request('internlm/chat', { messages: [{ role: 'robot', content: 'x' }] }), /needs messages/);
 });

@@ -24,6 +24,7 @@ struct ModelState {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Backend> backend;
+  std::string device;  // what create_backend chose, e.g. "cuda:0 (NVIDIA H200, 139 GiB)"
 };
 
 struct SessionState {
@@ -307,9 +308,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("bosId", m.vocab.bos_id);
     o.Set("eosId", m.vocab.eos_id);
     o.Set("stopTokens", from_ids(env, m.stop_tokens));
-    auto backends = Napi::Array::New(env, 1);
-    backends.Set(0u, "cpu");
+    const std::vector<std::string> available = available_backends();
+    auto backends = Napi::Array::New(env, available.size());
+    for (size_t i = 0; i < available.size(); i++) backends.Set(uint32_t(i), available[i]);
     o.Set("backends", backends);
+    o.Set("device", s.device);
     o.Set("threads", s.backend->threads());
     return o;
   }
@@ -363,8 +366,12 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     const std::string path = info[0].As<Napi::String>().Utf8Value();
     LoadOptions options;
     int threads = cpu::physical_core_count();
+    std::string device = "auto";
     if (info[1].IsObject()) {
       const auto o = info[1].As<Napi::Object>();
+      const Napi::Value dv = o.Get("device");
+      if (dv.IsString()) device = dv.As<Napi::String>().Utf8Value();
+      else if (!dv.IsUndefined()) throw Error("device must be a string: \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
       threads = int(number_or(o, "threads", threads));
       if (threads < 1 || threads > 1024) throw Error("threads must be between 1 and 1024");
       const Napi::Value scaling = o.Get("ropeScaling");
@@ -379,7 +386,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     }
     auto progress = std::make_shared<Napi::FunctionReference>();
     if (info[2].IsFunction()) *progress = Napi::Persistent(info[2].As<Napi::Function>());
-    return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, progress](const Post& post) {
+    return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, device, progress](const Post& post) {
       auto state = std::make_shared<ModelState>();
       state->model = load_model(path, options, [&](double fraction) {
         post([progress, fraction](Napi::Env env) {
@@ -387,7 +394,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
         });
       });
       state->tokenizer = std::make_unique<Tokenizer>(state->model->vocab);
-      state->backend = create_cpu_backend(*state->model, threads);
+      state->backend = create_backend(*state->model, device, threads, &state->device);
       return state;
     }, [progress](Napi::Env env, std::shared_ptr<ModelState>& state) -> Napi::Value {
       progress->Reset();

@@ -9,6 +9,7 @@
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/backend.h"
+#include "engine/fair_mutex.h"
 #include "util/error.h"
 
 namespace ilm {
@@ -55,7 +56,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   int max_batch() const override { return 256; }
   void set_threads(int n) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<FairMutex> lock(mutex_);
     if (n != pool_->size()) pool_ = std::make_unique<ThreadPool>(n);
   }
   int threads() const override { return pool_->size(); }
@@ -65,7 +66,8 @@ class CpuBackend final : public Backend {
   }
 
   void forward(KVCache& cache_base, const ForwardRequest& req) override {
-    std::lock_guard<std::mutex> lock(mutex_);  // one forward at a time: scratch and pool are shared
+    // One forward at a time (scratch and pool are shared), in arrival order across sessions.
+    std::lock_guard<FairMutex> lock(mutex_);
     auto& cache = static_cast<CpuKVCache&>(cache_base);
     const int nt = req.n_tokens;
     if (nt <= 0) return;
@@ -307,7 +309,7 @@ class CpuBackend final : public Backend {
   const Model& model_;
   const ModelConfig& c_;
   std::unique_ptr<ThreadPool> pool_;
-  std::mutex mutex_;
+  FairMutex mutex_;
   std::vector<float> x_, xn_, tmp_, q_, k_, v_, att_, gate_, up_;
   std::vector<uint8_t> act_;  // activations converted for the current weight type
 };

@@ -1,18 +1,21 @@
 #include "cpu/kernels.h"
 
+#include <cstring>
+
+#include "quant/reference.h"
 #include "util/error.h"
-#include "util/half.h"
 
 namespace ilm::cpu {
 
 #if !(defined(__x86_64__) || defined(_M_X64))
 const KernelTable* avx2_kernels() { return nullptr; }
-#endif
 const KernelTable* avx512_kernels() { return nullptr; }
+#endif
 
 const KernelTable& kernels() {
   static const KernelTable& chosen = [&]() -> const KernelTable& {
 #if defined(__x86_64__) || defined(_M_X64)
+    if (avx512_kernels()) return *avx512_kernels();
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && avx2_kernels()) return *avx2_kernels();
 #endif
@@ -26,39 +29,41 @@ WeightKernel weight_kernel(const KernelTable& table, DType type) {
     case DType::F32: return {table.gemm_f32, ActFormat::F32};
     case DType::F16: return {table.gemm_f16, ActFormat::F32};
     case DType::BF16: return {table.gemm_bf16, ActFormat::F32};
+    case DType::Q4_0: return {table.gemm_q4_0, ActFormat::Q8_0};
+    case DType::Q4_1: return {table.gemm_q4_1, ActFormat::Q8_0};
+    case DType::Q5_0: return {table.gemm_q5_0, ActFormat::Q8_0};
+    case DType::Q5_1: return {table.gemm_q5_1, ActFormat::Q8_0};
     case DType::Q8_0: return {table.gemm_q8_0, ActFormat::Q8_0};
+    case DType::Q2_K: return {table.gemm_q2_k, ActFormat::Q8_K};
+    case DType::Q3_K: return {table.gemm_q3_k, ActFormat::Q8_K};
+    case DType::Q4_K: return {table.gemm_q4_k, ActFormat::Q8_K};
+    case DType::Q5_K: return {table.gemm_q5_k, ActFormat::Q8_K};
+    case DType::Q6_K: return {table.gemm_q6_k, ActFormat::Q8_K};
+    case DType::Q8_K: break;
   }
   return {};
 }
 
 size_t act_row_bytes(ActFormat format, int n) {
+  size_t bytes = 0;
   switch (format) {
-    case ActFormat::F32: return size_t(n) * sizeof(float);
-    case ActFormat::Q8_0: return size_t(n / kQ8_0BlockSize) * sizeof(BlockQ8_0);
+    case ActFormat::F32: bytes = size_t(n) * sizeof(float); break;
+    case ActFormat::Q8_0: bytes = size_t(n) + size_t(n / 32) * 8 * (2 * sizeof(float) + sizeof(int32_t)); break;
+    case ActFormat::Q8_K: bytes = size_t(n) + size_t(n / 256) * sizeof(float) + size_t(n / 16) * sizeof(int16_t); break;
   }
-  return 0;
+  return (bytes + 63) & ~size_t(63);
+}
+
+void quantize_activation(const KernelTable& table, ActFormat format, const float* x, uint8_t* row, int n) {
+  switch (format) {
+    case ActFormat::F32: std::memcpy(row, x, size_t(n) * sizeof(float)); return;
+    case ActFormat::Q8_0: table.quantize_q8_0(x, row, n); return;
+    case ActFormat::Q8_K: table.quantize_q8_k(x, row, n); return;
+  }
 }
 
 void dequantize_row(const Tensor& t, int64_t r, float* out) {
-  const uint8_t* row = t.row(r);
-  const int64_t n = t.cols();
-  switch (t.type) {
-    case DType::F32:
-      for (int64_t k = 0; k < n; k++) out[k] = reinterpret_cast<const float*>(row)[k];
-      return;
-    case DType::F16:
-      for (int64_t k = 0; k < n; k++) out[k] = fp16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
-      return;
-    case DType::BF16:
-      for (int64_t k = 0; k < n; k++) out[k] = bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
-      return;
-    case DType::Q8_0: {
-      const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
-      for (int64_t k = 0; k < n; k++) out[k] = fp16_to_f32(blocks[k / 32].d) * float(blocks[k / 32].qs[k % 32]);
-      return;
-    }
-  }
-  throw Error(std::string("cannot dequantize tensor type ") + dtype_name(t.type));
+  quant::dequantize_row(t.type, t.row(r), out, t.cols());
 }
 
 }  // namespace ilm::cpu

@@ -1,40 +1,68 @@
 #pragma once
 // CPU compute kernels, one implementation per instruction set, chosen once at run time.
-// Weights stay in their file type; activations are f32 (or Q8_0 blocks for Q8_0 weights,
-// which lets the dot products run on integer units).
+// Weights stay in their file type. Activations are f32 rows for float weights, and are quantized
+// to 8 bits per block for quantized weights (as llama.cpp does) so that the dot products run on
+// integer units: ActFormat::Q8_0 (32-blocks) for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, ActFormat::Q8_K
+// (256-blocks) for the K-quants.
 #include <cstddef>
 #include <cstdint>
 
 #include "model/tensor.h"
+#include "quant/blocks.h"
 
 namespace ilm::cpu {
 
-struct BlockQ8_0 {
-  uint16_t d;  // fp16 scale
-  int8_t qs[kQ8_0BlockSize];
-};
-static_assert(sizeof(BlockQ8_0) == kQ8_0BlockBytes, "Q8_0 block must be 34 bytes");
+using BlockQ8_0 = quant::BlockQ8_0;
 
 // Y[t * ldy + r] = dot(row r of W, activation t), for r < nr, t < nt; rows have n elements.
 // W points at row 0 with row stride ldw bytes; X at activation 0 with stride ldx bytes.
 using GemmTileFn = void (*)(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y,
                             size_t ldy, int nr, int nt, int n);
+// Converts n f32 activations into one row of a quantized activation format.
+using QuantizeActFn = void (*)(const float* x, uint8_t* row, int n);
+
+enum class ActFormat { F32, Q8_0, Q8_K };
+
+// Quantized activation rows. Everything a kernel needs per block is stored ready to load:
+//  Q8_0: int8 q[n]; float d[8 nb] (each block's scale, fp16-rounded as llama.cpp's, repeated 8x);
+//        float s[8 nb] (d * sum(q) / 8, repeated 8x: summing 8 lanes gives d * sum(q));
+//        int32 sum[8 nb] (sum(q), then 7 zeros: added once per block to integer lanes).
+//  Q8_K: int8 q[n]; float d[n / 256]; int16 bsums[n / 16] (sums of q over 16 elements).
+// Values are x ~ d * q with llama.cpp's rounding, so both engines see the same activations.
+struct ActQ8_0 {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  const int32_t* sum;
+};
+inline ActQ8_0 act_q8_0(const uint8_t* row, int n) {
+  const int nb = n / 32;
+  const float* d = reinterpret_cast<const float*>(row + n);
+  return {reinterpret_cast<const int8_t*>(row), d, d + 8 * nb, reinterpret_cast<const int32_t*>(d + 16 * nb)};
+}
+struct ActQ8_K {
+  const int8_t* q;
+  const float* d;
+  const int16_t* bsums;
+};
+inline ActQ8_K act_q8_k(const uint8_t* row, int n) {
+  const float* d = reinterpret_cast<const float*>(row + n);
+  return {reinterpret_cast<const int8_t*>(row), d, reinterpret_cast<const int16_t*>(d + n / 256)};
+}
 
 struct KernelTable {
-  const char* isa;
-  GemmTileFn gemm_f32;
-  GemmTileFn gemm_f16;
-  GemmTileFn gemm_bf16;
-  GemmTileFn gemm_q8_0;  // X holds Q8_0 blocks
-  void (*quantize_q8_0)(const float* x, BlockQ8_0* out, int n);
-  float (*dot_f32)(const float* a, const float* b, int n);
-  void (*axpy_f32)(float a, const float* x, float* y, int n);  // y += a * x
-  void (*scale_f32)(float a, float* y, int n);                 // y *= a
+  const char* isa = nullptr;
+  GemmTileFn gemm_f32 = nullptr, gemm_f16 = nullptr, gemm_bf16 = nullptr;
+  GemmTileFn gemm_q4_0 = nullptr, gemm_q4_1 = nullptr, gemm_q5_0 = nullptr, gemm_q5_1 = nullptr;
+  GemmTileFn gemm_q8_0 = nullptr;
+  GemmTileFn gemm_q2_k = nullptr, gemm_q3_k = nullptr, gemm_q4_k = nullptr, gemm_q5_k = nullptr;
+  GemmTileFn gemm_q6_k = nullptr;
+  QuantizeActFn quantize_q8_0 = nullptr;
+  QuantizeActFn quantize_q8_k = nullptr;
+  float (*dot_f32)(const float* a, const float* b, int n) = nullptr;
+  void (*axpy_f32)(float a, const float* x, float* y, int n) = nullptr;  // y += a * x
+  void (*scale_f32)(float a, float* y, int n) = nullptr;                 // y *= a
 };
-
-// How activations are handed to a weight type's GEMM: f32 rows, or quantized to 8-bit blocks
-// so the inner products run on integer units (as llama.cpp does for quantized weights).
-enum class ActFormat { F32, Q8_0 };
 
 struct WeightKernel {
   GemmTileFn gemm = nullptr;  // null: the type has no CPU kernel
@@ -43,15 +71,24 @@ struct WeightKernel {
 
 WeightKernel weight_kernel(const KernelTable& table, DType type);
 
-// Bytes of one activation row of n elements in the given format.
+// Bytes of one activation row of n elements in the given format (a multiple of 64, so rows stay
+// cache-line aligned in a 64-aligned buffer).
 size_t act_row_bytes(ActFormat format, int n);
+
+// Writes activation x (n f32 values) as one row of FORMAT (F32 copies).
+void quantize_activation(const KernelTable& table, ActFormat format, const float* x, uint8_t* row, int n);
 
 const KernelTable& kernels();
 const KernelTable& generic_kernels();
 const KernelTable* avx2_kernels();    // null when not compiled in
-const KernelTable* avx512_kernels();  // null when not compiled in
+const KernelTable* avx512_kernels();  // null when not compiled in or the CPU lacks AVX-512 VNNI
 
 // Row r of a weight tensor as f32 (embedding lookup).
 void dequantize_row(const Tensor& t, int64_t r, float* out);
+
+// Each ISA's quantized-weight kernels fill their entries of a table (kquant_*.cpp).
+void add_quant_kernels_generic(KernelTable& table);
+void add_quant_kernels_avx2(KernelTable& table);
+void add_quant_kernels_avx512(KernelTable& table);
 
 }  // namespace ilm::cpu

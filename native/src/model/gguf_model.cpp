@@ -67,16 +67,20 @@ FileRopeScaling file_rope_scaling(const GgufFile& g, int context_length) {
   return s;
 }
 
-// The tensor NAME as a typed view, refusing types this build cannot compute with.
+// "F32, F16, ...": the weight types the kernels of this build handle, in ggml id order.
+std::string supported_types() {
+  std::string out;
+  for (uint32_t id = 0; id < 64; id++)
+    if (dtype_supported(DType(id))) out += (out.empty() ? "" : ", ") + std::string(dtype_name(DType(id)));
+  return out;
+}
+
+// The tensor as a typed view, refusing types this build cannot compute with.
 Tensor view(const GgufFile& g, const GgufTensorInfo& info) {
-  switch (info.type) {
-    case uint32_t(DType::F32): case uint32_t(DType::F16): case uint32_t(DType::BF16): case uint32_t(DType::Q8_0):
-      break;
-    default: {
-      const char* name = ggml_type_name(info.type);
-      throw Error(g.path() + ": tensor " + info.name + " has type " + (name ? name : "unknown") +
-                  ", which this build does not support yet (supported: F32, F16, BF16, Q8_0)");
-    }
+  if (!dtype_supported(DType(info.type))) {
+    const char* name = ggml_type_name(info.type);
+    throw Error(g.path() + ": tensor " + info.name + " has type " + (name ? name : "unknown") +
+                ", which this build does not support yet (supported: " + supported_types() + ")");
   }
   for (int d = 2; d < 4; d++)
     if (info.ne[d] != 1)

@@ -7,11 +7,21 @@
 
 namespace ilm {
 
-// Values are ggml's type ids, so GGUF type fields map directly.
+// Values are ggml's type ids, so GGUF type fields map directly. Block layouts: quant/blocks.h.
 enum class DType : uint32_t {
   F32 = 0,
   F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
   Q8_0 = 8,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,  // activations only (ggml never stores weights in it)
   BF16 = 30,
 };
 
@@ -20,8 +30,13 @@ constexpr int kQ8_0BlockSize = 32;
 constexpr int kQ8_0BlockBytes = 34;
 
 const char* dtype_name(DType type);
+// The type named NAME ("Q4_K", case-insensitive); false when there is none.
+bool dtype_from_name(const std::string& name, DType* out);
 // True for the types this build can compute with.
 bool dtype_supported(DType type);
+// Elements per block (1 for float types) and bytes per block; 0 for unknown ids.
+int dtype_block_size(DType type);
+size_t dtype_block_bytes(DType type);
 // Bytes of one row of n elements; throws ilm::Error if n is not a whole number of blocks.
 size_t dtype_row_bytes(DType type, int64_t n);
 
