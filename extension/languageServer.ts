@@ -58,6 +58,7 @@ export class LanguageServer implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.clearRestartTimer();
+    if (this.disposed) return;
     if (!existsSync(this.serverPath)) {
       this.output.appendLine(`[client] language server not found at ${this.serverPath}`);
       this.setConnection({ kind: 'missing', serverPath: this.serverPath });

@@ -21,7 +21,7 @@ const COMMANDS = new Map<string, (args: string[]) => Promise<number | void>>([
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === '--help' || name === '-h' || name === 'help') {
+  if (name === 'help' || argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
@@ -30,6 +30,12 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError(`unknown command '${name}'`);
   return (await command(args)) ?? 0;
 }
+
+// A reader that goes away (`internlm generate … | head`) ends the output, not with a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(process.exitCode ?? 0);
+});
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

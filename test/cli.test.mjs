@@ -216,6 +216,14 @@ describe('errors', () => {
     assert.match(stderr, /Usage:/);
   };
 
+  test('--help prints the usage to stdout and succeeds', async () => {
+    for (const args of [['--help'], ['help'], ['eval', '--help']]) {
+      const { code, stdout } = await runCli(args);
+      assert.equal(code, 0);
+      assert.match(stdout, /^Usage:\n  internlm info/);
+    }
+  });
+
   test('no command, unknown command', async () => {
     await usageError([], /missing command/);
     await usageError(['frobnicate'], /unknown command 'frobnicate'/);

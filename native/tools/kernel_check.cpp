@@ -1,13 +1,17 @@
-// Compares every SIMD kernel table against the portable one on random data (all weight types,
-// ragged tile shapes). Prints one line per check and exits non-zero on any mismatch.
+// Checks every kernel table this CPU can run (generic, AVX2, AVX-512) against an exact double
+// reference: the dot products of ggml's dequantization of the weights (quant/reference.cpp) with
+// the dequantized activations, for every weight type and ragged tile shapes. Also checks that each
+// table quantizes activations exactly as the generic one does, and that the reference quantizers
+// reconstruct random data as well as their bit widths allow. One line per failure, a summary per
+// table; exits non-zero on any failure.
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "cpu/kernels.h"
-#include "util/half.h"
+#include "quant/reference.h"
 
 using namespace ilm;
 using namespace ilm::cpu;
@@ -16,104 +20,154 @@ namespace {
 
 std::mt19937 rng(1234);
 
-std::vector<uint8_t> random_rows(DType type, int rows, int n) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> values(size_t(rows) * n);
-  for (auto& v : values) v = normal(rng);
-  std::vector<uint8_t> out(size_t(rows) * dtype_row_bytes(type, n));
-  for (int r = 0; r < rows; r++) {
-    const float* src = values.data() + size_t(r) * n;
-    uint8_t* dst = out.data() + size_t(r) * dtype_row_bytes(type, n);
-    switch (type) {
-      case DType::F32: std::memcpy(dst, src, size_t(n) * 4); break;
-      case DType::F16: for (int k = 0; k < n; k++) reinterpret_cast<uint16_t*>(dst)[k] = f32_to_fp16(src[k]); break;
-      case DType::BF16: for (int k = 0; k < n; k++) reinterpret_cast<uint16_t*>(dst)[k] = f32_to_bf16(src[k]); break;
-      case DType::Q8_0: generic_kernels().quantize_q8_0(src, reinterpret_cast<BlockQ8_0*>(dst), n); break;
-    }
-  }
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                              DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<float> normals(size_t n, float stddev) {
+  std::normal_distribution<float> normal(0.0f, stddev);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+std::vector<uint8_t> quantized_rows(DType type, const std::vector<float>& values, int rows, int n) {
+  const size_t rb = dtype_row_bytes(type, n);
+  std::vector<uint8_t> out(size_t(rows) * rb);
+  for (int r = 0; r < rows; r++) quant::quantize_row(type, values.data() + size_t(r) * n, out.data() + r * rb, n);
   return out;
 }
 
-GemmTileFn pick(const KernelTable& t, DType type) { return weight_kernel(t, type).gemm; }
+// The activation row's values as the kernels see them.
+std::vector<double> activation_values(ActFormat format, const uint8_t* row, const float* x, int n) {
+  std::vector<double> v(n);
+  if (format == ActFormat::Q8_0) {
+    const ActQ8_0 a = act_q8_0(row, n);
+    for (int k = 0; k < n; k++) v[k] = double(a.d[8 * (k / 32)]) * a.q[k];
+  } else if (format == ActFormat::Q8_K) {
+    const ActQ8_K a = act_q8_k(row, n);
+    for (int k = 0; k < n; k++) v[k] = double(a.d[k / 256]) * a.q[k];
+  } else {
+    for (int k = 0; k < n; k++) v[k] = x[k];
+  }
+  return v;
+}
 
-int check_table(const KernelTable& simd) {
+int check_gemm(const KernelTable& table) {
   int failures = 0;
-  const auto& ref = generic_kernels();
-  for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0}) {
-    for (int n : {32, 64, 96, 4096}) {
-      for (int nr : {1, 2, 3, 7}) {
-        for (int nt : {1, 3, 4, 9}) {
-          auto W = random_rows(type, nr, n);
-          // Activations: f32 rows, or Q8_0 blocks for Q8_0 weights (quantized by the reference).
-          std::vector<float> xf(size_t(nt) * n);
-          std::normal_distribution<float> normal(0.0f, 1.0f);
-          for (auto& v : xf) v = normal(rng);
-          std::vector<uint8_t> X;
-          size_t ldx = size_t(n) * 4;
-          if (type == DType::Q8_0) {
-            ldx = dtype_row_bytes(DType::Q8_0, n);
-            X.resize(ldx * nt);
-            for (int t = 0; t < nt; t++) ref.quantize_q8_0(xf.data() + size_t(t) * n, reinterpret_cast<BlockQ8_0*>(X.data() + t * ldx), n);
-          } else {
-            X.assign(reinterpret_cast<uint8_t*>(xf.data()), reinterpret_cast<uint8_t*>(xf.data() + xf.size()));
-          }
-          std::vector<float> y_ref(size_t(nt) * nr), y_simd(size_t(nt) * nr);
+  double worst_all = 0;
+  for (DType type : kWeightTypes) {
+    const int block = dtype_block_size(type);
+    const WeightKernel wk = weight_kernel(table, type);
+    if (!wk.gemm) {
+      std::printf("FAIL %s has no kernel for %s\n", table.isa, dtype_name(type));
+      failures++;
+      continue;
+    }
+    for (int n : {32, 64, 96, 256, 512, 1280, 4096}) {
+      if (n % block != 0) continue;
+      for (int nr : {1, 3, 7, 16}) {
+        for (int nt : {1, 3, 4, 9, 17}) {
+          const auto wf = normals(size_t(nr) * n, 1.0f);
+          const auto W = quantized_rows(type, wf, nr, n);
+          const auto xf = normals(size_t(nt) * n, 2.0f);
+          const size_t ldx = act_row_bytes(wk.act, n);
+          std::vector<uint8_t> X(ldx * nt + 64);
+          for (int t = 0; t < nt; t++) quantize_activation(generic_kernels(), wk.act, xf.data() + size_t(t) * n, X.data() + t * ldx, n);
+          std::vector<float> Y(size_t(nt) * nr);
           const size_t ldw = dtype_row_bytes(type, n);
-          pick(ref, type)(W.data(), ldw, X.data(), ldx, y_ref.data(), nr, nr, nt, n);
-          pick(simd, type)(W.data(), ldw, X.data(), ldx, y_simd.data(), nr, nr, nt, n);
-          // Error relative to sum |w * x| in double: both tables may only differ by float rounding.
+          wk.gemm(W.data(), ldw, X.data(), ldx, Y.data(), nr, nr, nt, n);
+          // Error relative to sum |w x| in double: only float rounding may differ.
           double worst = 0;
+          std::vector<float> wr(n);
           for (int r = 0; r < nr; r++) {
+            quant::dequantize_row(type, W.data() + r * ldw, wr.data(), n);
             for (int t = 0; t < nt; t++) {
-              std::vector<float> wr(n), xr(n);
-              Tensor wt;
-              wt.type = type; wt.ne[0] = n; wt.ne[1] = nr; wt.data = W.data();
-              dequantize_row(wt, r, wr.data());
-              if (type == DType::Q8_0) {
-                Tensor xt;
-                xt.type = type; xt.ne[0] = n; xt.ne[1] = nt; xt.data = X.data();
-                dequantize_row(xt, t, xr.data());
-              } else {
-                std::memcpy(xr.data(), xf.data() + size_t(t) * n, size_t(n) * 4);
-              }
+              const auto xr = activation_values(wk.act, X.data() + t * ldx, xf.data() + size_t(t) * n, n);
               double exact = 0, magnitude = 0;
-              for (int k = 0; k < n; k++) { exact += double(wr[k]) * xr[k]; magnitude += std::fabs(double(wr[k]) * xr[k]); }
-              for (float got : {y_ref[size_t(t) * nr + r], y_simd[size_t(t) * nr + r]})
-                worst = std::max(worst, std::fabs(got - exact) / magnitude);
+              for (int k = 0; k < n; k++) exact += wr[k] * xr[k], magnitude += std::fabs(wr[k] * xr[k]);
+              worst = std::max(worst, std::fabs(Y[size_t(t) * nr + r] - exact) / magnitude);
             }
           }
-          if (worst > 1e-5) {
-            std::printf("FAIL %s gemm %s n=%d nr=%d nt=%d rel err %.3g\n", simd.isa, dtype_name(type), n, nr, nt, worst);
+          worst_all = std::max(worst_all, worst);
+          if (!(worst <= 2e-6)) {
+            std::printf("FAIL %s gemm %s n=%d nr=%d nt=%d rel err %.3g\n", table.isa, dtype_name(type), n, nr, nt, worst);
             failures++;
           }
         }
       }
     }
   }
-  // Activation quantization must give the same blocks (up to one step of rounding).
-  std::vector<float> x(4096);
-  std::normal_distribution<float> normal(0.0f, 3.0f);
-  for (auto& v : x) v = normal(rng);
-  std::vector<BlockQ8_0> a(4096 / 32), b(4096 / 32);
-  ref.quantize_q8_0(x.data(), a.data(), 4096);
-  simd.quantize_q8_0(x.data(), b.data(), 4096);
-  for (size_t i = 0; i < a.size(); i++) {
-    if (a[i].d != b[i].d) { std::printf("FAIL %s quantize_q8_0 scale block %zu\n", simd.isa, i); failures++; break; }
-    for (int k = 0; k < 32; k++)
-      if (std::abs(a[i].qs[k] - b[i].qs[k]) > 1) { std::printf("FAIL %s quantize_q8_0 value\n", simd.isa); failures++; break; }
+  std::printf("%s: gemm, %d types, worst error %.2g of sum |w x|\n", table.isa, int(std::size(kWeightTypes)), worst_all);
+  return failures;
+}
+
+// Every table must quantize activations bit for bit as the generic one (kernels are compared on the
+// generic quantizer's output; the forward pass uses the table's own).
+int check_activation_quantizers(const KernelTable& table) {
+  int failures = 0;
+  for (ActFormat format : {ActFormat::Q8_0, ActFormat::Q8_K}) {
+    for (int n : {256, 4096}) {
+      auto x = normals(size_t(n), 3.0f);
+      x[5] = 0.5f * (x[5] > 0 ? 1 : -1);  // a tie in the rounding, and a zero block
+      std::fill(x.begin(), x.begin() + (n > 256 ? 256 : 32), 0.0f);
+      const size_t bytes = act_row_bytes(format, n);
+      std::vector<uint8_t> a(bytes), b(bytes);
+      quantize_activation(generic_kernels(), format, x.data(), a.data(), n);
+      quantize_activation(table, format, x.data(), b.data(), n);
+      if (a != b) {
+        std::printf("FAIL %s quantizes %s activations differently (n=%d)\n", table.isa,
+                    format == ActFormat::Q8_0 ? "Q8_0" : "Q8_K", n);
+        failures++;
+      }
+    }
   }
-  std::printf("%s: %s\n", simd.isa, failures ? "FAILED" : "ok");
+  return failures;
+}
+
+// Round trip of the reference quantizers on gaussian data: relative RMS error bounds a little above
+// what each bit width gives (a broken scale search or bit layout shows as a far larger error).
+int check_quantizers() {
+  struct Bound {
+    DType type;
+    double max_rel_rms;
+  };
+  const Bound bounds[] = {{DType::Q8_0, 0.006}, {DType::Q4_0, 0.11}, {DType::Q4_1, 0.11}, {DType::Q5_0, 0.055},
+                          {DType::Q5_1, 0.055}, {DType::Q2_K, 0.42}, {DType::Q3_K, 0.22}, {DType::Q4_K, 0.1},
+                          {DType::Q5_K, 0.05}, {DType::Q6_K, 0.025}};
+  int failures = 0;
+  const int n = 4096;
+  const auto x = normals(n, 1.0f);
+  std::vector<float> back(n);
+  for (const Bound& b : bounds) {
+    std::vector<uint8_t> q(dtype_row_bytes(b.type, n));
+    quant::quantize_row(b.type, x.data(), q.data(), n);
+    quant::dequantize_row(b.type, q.data(), back.data(), n);
+    double err = 0, ref = 0;
+    for (int k = 0; k < n; k++) err += (back[k] - x[k]) * (back[k] - x[k]), ref += x[k] * x[k];
+    const double rel = std::sqrt(err / ref);
+    std::printf("quantize %-5s relative RMS error %.4f\n", dtype_name(b.type), rel);
+    if (!(rel <= b.max_rel_rms)) {
+      std::printf("FAIL quantize %s: relative RMS error %.4f above %.4f\n", dtype_name(b.type), rel, b.max_rel_rms);
+      failures++;
+    }
+  }
   return failures;
 }
 
 }  // namespace
 
 int main() {
-  int failures = 0;
-  for (const KernelTable* t : {avx2_kernels(), avx512_kernels()}) {
-    if (!t) continue;
-    if (t == avx2_kernels() && !__builtin_cpu_supports("avx2")) { std::printf("avx2: skipped (CPU lacks it)\n"); continue; }
-    failures += check_table(*t);
+  int failures = check_quantizers();
+  std::vector<const KernelTable*> tables = {&generic_kernels()};
+  if (cpu_has_avx2() && avx2_kernels()) tables.push_back(avx2_kernels());
+  else std::printf("avx2: skipped (not compiled in or the CPU lacks it)\n");
+  if (cpu_has_avx512() && avx512_kernels()) tables.push_back(avx512_kernels());
+  else std::printf("avx512: skipped (not compiled in or the CPU lacks it)\n");
+  for (const KernelTable* t : tables) {
+    const int f = check_gemm(*t) + check_activation_quantizers(*t);
+    std::printf("%s: %s\n", t->isa, f ? "FAILED" : "ok");
+    failures += f;
   }
   std::printf("selected: %s\n", kernels().isa);
   return failures ? 1 : 0;

@@ -246,6 +246,8 @@ export class Workbench {
     // The dialog fills in its starting folder asynchronously; typing before that would be overwritten.
     await widget.locator('.quick-input-list .monaco-list-row').first().waitFor();
     await widget.locator('input').fill(filePath);
+    // Enter counts only once the dialog has caught up with the typed path and lists the file.
+    await widget.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(filePath) }).first().waitFor();
     await widget.locator('input').press('Enter');
     await widget.waitFor({ state: 'hidden' });
   }

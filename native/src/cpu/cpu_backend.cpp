@@ -148,10 +148,10 @@ class CpuBackend final : public Backend {
     const cpu::GemmTileFn tile = wk.gemm;
     const uint8_t* xs = reinterpret_cast<const uint8_t*>(X);
     const size_t ldx = cpu::act_row_bytes(wk.act, n);
-    if (wk.act == cpu::ActFormat::Q8_0) {
+    if (wk.act != cpu::ActFormat::F32) {
       act_.resize(ldx * nt);
       run_parallel(nt, double(nt) * n, [&](int t, int) {
-        K.quantize_q8_0(X + size_t(t) * n, reinterpret_cast<cpu::BlockQ8_0*>(act_.data() + t * ldx), n);
+        cpu::quantize_activation(K, wk.act, X + size_t(t) * n, act_.data() + t * ldx, n);
       });
       xs = act_.data();
     }

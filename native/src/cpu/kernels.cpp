@@ -1,24 +1,39 @@
 #include "cpu/kernels.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "quant/reference.h"
 #include "util/error.h"
 
 namespace ilm::cpu {
 
-#if !(defined(__x86_64__) || defined(_M_X64))
+#if defined(__x86_64__) || defined(_M_X64)
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+#else
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
 const KernelTable* avx2_kernels() { return nullptr; }
 const KernelTable* avx512_kernels() { return nullptr; }
 #endif
 
 const KernelTable& kernels() {
-  static const KernelTable& chosen = [&]() -> const KernelTable& {
-#if defined(__x86_64__) || defined(_M_X64)
-    if (avx512_kernels()) return *avx512_kernels();
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && avx2_kernels()) return *avx2_kernels();
-#endif
+  static const KernelTable& chosen = []() -> const KernelTable& {
+    const char* env = std::getenv("INTERNLM_CPU_ISA");
+    const std::string limit = env ? env : "";
+    if (limit != "generic" && limit != "avx2" && cpu_has_avx512() && avx512_kernels()) return *avx512_kernels();
+    if (limit != "generic" && cpu_has_avx2() && avx2_kernels()) return *avx2_kernels();
     return generic_kernels();
   }();
   return chosen;

@@ -26,14 +26,15 @@ enum class ActFormat { F32, Q8_0, Q8_K };
 // Quantized activation rows. Everything a kernel needs per block is stored ready to load:
 //  Q8_0: int8 q[n]; float d[8 nb] (each block's scale, fp16-rounded as llama.cpp's, repeated 8x);
 //        float s[8 nb] (d * sum(q) / 8, repeated 8x: summing 8 lanes gives d * sum(q));
-//        int32 sum[8 nb] (sum(q), then 7 zeros: added once per block to integer lanes).
+//        int32 neg_sum[8 nb] (-sum(q), then 7 zeros: shifted by log2(offset) it starts a block's
+//        integer lanes at -offset * sum(q), which removes the offset of unsigned weight levels).
 //  Q8_K: int8 q[n]; float d[n / 256]; int16 bsums[n / 16] (sums of q over 16 elements).
 // Values are x ~ d * q with llama.cpp's rounding, so both engines see the same activations.
 struct ActQ8_0 {
   const int8_t* q;
   const float* d;
   const float* s;
-  const int32_t* sum;
+  const int32_t* neg_sum;
 };
 inline ActQ8_0 act_q8_0(const uint8_t* row, int n) {
   const int nb = n / 32;
@@ -78,10 +79,15 @@ size_t act_row_bytes(ActFormat format, int n);
 // Writes activation x (n f32 values) as one row of FORMAT (F32 copies).
 void quantize_activation(const KernelTable& table, ActFormat format, const float* x, uint8_t* row, int n);
 
+// The best table this CPU runs; INTERNLM_CPU_ISA=generic|avx2|avx512 picks a lower one (tests,
+// benchmarks).
 const KernelTable& kernels();
 const KernelTable& generic_kernels();
-const KernelTable* avx2_kernels();    // null when not compiled in
-const KernelTable* avx512_kernels();  // null when not compiled in or the CPU lacks AVX-512 VNNI
+// Null when not compiled in; call only when cpu_has_avx2() / cpu_has_avx512() says the CPU can.
+const KernelTable* avx2_kernels();    // AVX2 + FMA + F16C
+const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL/DQ/VNNI
+bool cpu_has_avx2();
+bool cpu_has_avx512();
 
 // Row r of a weight tensor as f32 (embedding lookup).
 void dequantize_row(const Tensor& t, int64_t r, float* out);

@@ -1,8 +1,7 @@
-// AVX2 + FMA + F16C kernels. The GEMM tiles compute 2 weight rows x 4 activations at once so
+// AVX2 + FMA + F16C float kernels. The GEMM tiles compute 2 weight rows x 4 activations at once so
 // each converted weight vector feeds four FMAs (prefill), and degrade to 1 x 1 for decode.
+// Quantized weights: kquant_avx2.cpp.
 #include <immintrin.h>
-
-#include <cmath>
 
 #include "cpu/kernels.h"
 #include "util/half.h"
@@ -98,75 +97,6 @@ void gemm_float(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, floa
       [&](const uint8_t* w, const uint8_t* x, float* y) { float_tile<L, 1, 1>(w, ldw, x, ldx, y, ldy, n); });
 }
 
-// Signed int8 x int8 dot of 32 pairs as 8 int32 lanes (maddubs needs one unsigned operand,
-// so move w's sign onto x).
-inline __m256i dot_i8(__m256i w, __m256i x) {
-  const __m256i aw = _mm256_sign_epi8(w, w);
-  const __m256i sx = _mm256_sign_epi8(x, w);
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
-}
-
-template <int R, int T>
-inline void q8_tile(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int n) {
-  const int nb = n / kQ8_0BlockSize;
-  __m256 acc[R][T];
-  const BlockQ8_0* w[R];
-  const BlockQ8_0* x[T];
-  for (int r = 0; r < R; r++) w[r] = reinterpret_cast<const BlockQ8_0*>(W + size_t(r) * ldw);
-  for (int t = 0; t < T; t++) x[t] = reinterpret_cast<const BlockQ8_0*>(X + size_t(t) * ldx);
-  for (int r = 0; r < R; r++)
-    for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    __m256i xq[T];
-    float xd[T];
-    for (int t = 0; t < T; t++) {
-      xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].qs));
-      xd[t] = _cvtsh_ss(x[t][b].d);
-    }
-    for (int r = 0; r < R; r++) {
-      _mm_prefetch(reinterpret_cast<const char*>(&w[r][b]) + kPrefetchBytes, _MM_HINT_T0);
-      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qs));
-      const float wd = _cvtsh_ss(w[r][b].d);
-      for (int t = 0; t < T; t++) {
-        const __m256 p = _mm256_cvtepi32_ps(dot_i8(wq, xq[t]));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[t]), p, acc[r][t]);
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int t = 0; t < T; t++) Y[size_t(t) * ldy + r] = hsum(acc[r][t]);
-}
-
-void gemm_q8_0(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int nt, int n) {
-  walk_tiles(
-      W, ldw, X, ldx, Y, ldy, nr, nt, n,
-      [&](const uint8_t* w, const uint8_t* x, float* y) { q8_tile<2, 4>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { q8_tile<1, 4>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { q8_tile<2, 1>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { q8_tile<1, 1>(w, ldw, x, ldx, y, ldy, n); });
-}
-
-void quantize_q8_0(const float* x, BlockQ8_0* out, int n) {
-  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
-  for (int b = 0; b < n / kQ8_0BlockSize; b++) {
-    const float* v = x + b * kQ8_0BlockSize;
-    __m256 m = _mm256_setzero_ps();
-    for (int k = 0; k < kQ8_0BlockSize; k += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(v + k)));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float d = _mm_cvtss_f32(m4) / 127.0f;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    out[b].d = f32_to_fp16(d);
-    alignas(32) int32_t q[kQ8_0BlockSize];
-    for (int k = 0; k < kQ8_0BlockSize; k += 8) {
-      const __m256 s = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + k), id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(q + k), _mm256_cvtps_epi32(s));
-    }
-    for (int k = 0; k < kQ8_0BlockSize; k++) out[b].qs[k] = int8_t(q[k]);
-  }
-}
-
 float dot_f32(const float* a, const float* b, int n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int k = 0;
@@ -197,8 +127,18 @@ void scale_f32(float a, float* y, int n) {
 }  // namespace
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", gemm_float<LoadF32>, gemm_float<LoadF16>, gemm_float<LoadBF16>, gemm_q8_0,
-                                 quantize_q8_0, dot_f32, axpy_f32, scale_f32};
+  static const KernelTable table = [] {
+    KernelTable t;
+    t.isa = "avx2";
+    t.gemm_f32 = gemm_float<LoadF32>;
+    t.gemm_f16 = gemm_float<LoadF16>;
+    t.gemm_bf16 = gemm_float<LoadBF16>;
+    t.dot_f32 = dot_f32;
+    t.axpy_f32 = axpy_f32;
+    t.scale_f32 = scale_f32;
+    add_quant_kernels_avx2(t);
+    return t;
+  }();
   return &table;
 }
 

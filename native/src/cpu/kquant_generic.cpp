@@ -140,7 +140,7 @@ void gemm_legacy(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, flo
           const ActQ8_0 x = act_q8_0(X + size_t(t0 + t) * ldx, n);
           int32_t dot = 0;
           for (int j = 0; j < 32; j++) dot += int32_t(blk.u[j]) * x.q[32 * i + j];
-          const int32_t qsum = x.sum[8 * i];
+          const int32_t qsum = -x.neg_sum[8 * i];
           sum[t] += blk.d * x.d[8 * i] * float(dot - blk.offset * qsum) + blk.m * x.d[8 * i] * float(qsum);
         }
       }
@@ -183,7 +183,7 @@ void quantize_q8_0(const float* x, uint8_t* row, int n) {
   float* d8 = reinterpret_cast<float*>(row + n);
   const int nb = n / 32;
   float* s8 = d8 + 8 * nb;
-  auto* sum8 = reinterpret_cast<int32_t*>(s8 + 8 * nb);
+  auto* neg_sum8 = reinterpret_cast<int32_t*>(s8 + 8 * nb);
   for (int i = 0; i < nb; i++) {
     const float* v = x + 32 * i;
     float amax = 0;
@@ -198,7 +198,7 @@ void quantize_q8_0(const float* x, uint8_t* row, int n) {
     for (int l = 0; l < 8; l++) {
       d8[8 * i + l] = d;
       s8[8 * i + l] = d * float(sum) * 0.125f;
-      sum8[8 * i + l] = l == 0 ? sum : 0;
+      neg_sum8[8 * i + l] = l == 0 ? -sum : 0;
     }
   }
 }

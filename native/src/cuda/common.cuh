@@ -5,15 +5,25 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "cuda/kernels.h"
 #include "util/error.h"
 
 namespace ilm::cuda {
 
+// After each launch. With INTERNLM_CUDA_SYNC=1 every kernel is also waited for, so a fault is
+// reported with the name of the kernel that caused it (the backend then runs without graphs).
 inline void check_kernel(const char* name) {
-  const cudaError_t status = cudaGetLastError();
+  static const bool sync_each = [] {
+    const char* v = std::getenv("INTERNLM_CUDA_SYNC");
+    return v && *v && *v != '0';
+  }();
+  cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) throw Error(std::string("CUDA kernel ") + name + " failed to launch: " + cudaGetErrorString(status));
+  if (sync_each && (status = cudaDeviceSynchronize()) != cudaSuccess)
+    throw Error(std::string("CUDA kernel ") + name + " failed: " + cudaGetErrorString(status));
 }
 
 __host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }

@@ -120,8 +120,11 @@ class CudaBackend final : public Backend {
   CudaBackend(const Model& model, int device, int threads)
       : model_(model), c_(model.config), device_(device), threads_(threads),
         scope_(device), stream_(device), sizes_(c_, sm_count_of(device)) {
+    // INTERNLM_CUDA_GRAPHS=0 replays nothing (for timing the difference); INTERNLM_CUDA_SYNC=1
+    // (a sync after every kernel, see common.cuh) cannot run inside a capture either.
     const char* graphs = std::getenv("INTERNLM_CUDA_GRAPHS");
-    use_graphs_ = !(graphs && std::string(graphs) == "0");
+    const char* sync = std::getenv("INTERNLM_CUDA_SYNC");
+    use_graphs_ = !(graphs && std::string(graphs) == "0") && !(sync && *sync && *sync != '0');
     weights_ = upload_weights(model_, device_, stream_.get());
     allocate_scratch();
   }

@@ -19,9 +19,6 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
-// After a kernel launch: launch-configuration errors show up here, faults at the next sync.
-inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
-
 inline double gib(size_t bytes) { return double(bytes) / double(1ull << 30); }
 std::string format_gib(size_t bytes);
 

@@ -65,7 +65,6 @@ __device__ __forceinline__ void finish(float (&acc)[2][NT], const RowPair& p, in
   }
 }
 
-template <int NT>
 __device__ __forceinline__ void dot8(float& acc, const float (&w)[8], const float* xt) {
   const float4 a = __ldg(reinterpret_cast<const float4*>(xt));
   const float4 b = __ldg(reinterpret_cast<const float4*>(xt + 4));
@@ -100,8 +99,8 @@ __global__ void __launch_bounds__(kThreads) gemv_float_kernel(DevMatrix w, const
       for (int t = 0; t < NT; t++) {
         if (t >= nt) break;
         const float* xt = x + size_t(t) * K + (c + 32 * u) * 8;
-        dot8<NT>(acc[0][t], wv[0], xt);
-        dot8<NT>(acc[1][t], wv[1], xt);
+        dot8(acc[0][t], wv[0], xt);
+        dot8(acc[1][t], wv[1], xt);
       }
     }
   }
@@ -115,8 +114,8 @@ __global__ void __launch_bounds__(kThreads) gemv_float_kernel(DevMatrix w, const
 #pragma unroll
     for (int t = 0; t < NT; t++) {
       if (t >= nt) break;
-      dot8<NT>(acc[0][t], wv[0], x + size_t(t) * K + c * 8);
-      dot8<NT>(acc[1][t], wv[1], x + size_t(t) * K + c * 8);
+      dot8(acc[0][t], wv[0], x + size_t(t) * K + c * 8);
+      dot8(acc[1][t], wv[1], x + size_t(t) * K + c * 8);
     }
   }
   finish<NT, MODE>(acc, p, nt, y, ldy);
