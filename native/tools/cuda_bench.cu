@@ -133,15 +133,15 @@ TestMatrix make_matrix(WType type, int rows, int cols) {
   return m;
 }
 
-// The CPU backend's activation quantization (cpu/kernels_generic.cpp).
+// The CPU backend's activation quantization (cpu/kquant_generic.cpp, quantize_q8_0).
 void quantize_ref(const std::vector<float>& x, std::vector<int8_t>& q, std::vector<float>& d) {
   q.resize(x.size());
   d.resize(x.size() / 32);
   for (size_t b = 0; b < d.size(); b++) {
     float amax = 0;
     for (int k = 0; k < 32; k++) amax = std::max(amax, std::fabs(x[b * 32 + k]));
-    const float s = amax / 127.0f, id = s != 0 ? 1.0f / s : 0.0f;
-    d[b] = fp16_to_f32(f32_to_fp16(s));
+    const float id = amax != 0 ? 127.0f / amax : 0.0f;
+    d[b] = fp16_to_f32(f32_to_fp16(amax / 127.0f));
     for (int k = 0; k < 32; k++) q[b * 32 + k] = int8_t(std::nearbyint(x[b * 32 + k] * id));
   }
 }

@@ -227,9 +227,7 @@ export class Workbench {
     const input = this.page.locator('.quick-input-widget input');
     await input.waitFor();
     await input.fill(`>${title}`);
-    const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-    await row.waitFor();
-    await input.press('Enter');
+    await this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().click();
   }
 
   /** Answers a quick input (an input box opened by a command). */
@@ -292,8 +290,8 @@ export class Workbench {
     const input = this.page.locator('.quick-input-widget input');
     await input.waitFor();
     await input.fill(relativePath);
-    await this.page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(relativePath) }).first().waitFor();
-    await input.press('Enter');
+    // Click the match: Enter would take whichever row is selected while the list still updates.
+    await this.page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(relativePath) }).first().click();
     const editor = this.page.locator(`.editor-instance .monaco-editor[data-uri$="${relativePath}"]`);
     await editor.waitFor();
     return editor;

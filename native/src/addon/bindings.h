@@ -6,6 +6,7 @@ namespace ilm::addon {
 
 void register_tokenizer(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
+void register_quantize(Napi::Env env, Napi::Object exports);
 
 // Runs fn and rethrows any std::exception (ilm::Error included) as a JS Error.
 // Built with NAPI_CPP_EXCEPTIONS, so a thrown Napi::Error becomes the JS exception.

@@ -39,7 +39,8 @@ class DeviceArray {
   DeviceArray(size_t n, int device, const std::string& what) : n_(n), device_(device) {
     if (n == 0) return;
     void* p = nullptr;
-    const cudaError_t status = cudaMalloc(&p, n * sizeof(T));
+    cudaError_t status = cudaSetDevice(device);
+    if (status == cudaSuccess) status = cudaMalloc(&p, n * sizeof(T));
     if (status != cudaSuccess) {
       cudaGetLastError();
       size_t free_bytes = 0, total = 0;

@@ -51,18 +51,17 @@ __global__ void to_f16_kernel(const float* x, __half* out, size_t n) {
     out[i] = __float2half_rn(x[i]);
 }
 
-// One warp per 32-value block, as the CPU's quantize_q8_0: d = amax / 127, id = 1 / d,
-// q = nearbyint(x * id), d stored rounded to fp16.
+// One warp per 32-value block, rounding as the CPU's quantize_q8_0 (llama.cpp's): d = amax / 127
+// stored as fp16, q = round-half-even(x * (127 / amax)).
 __global__ void quantize_q8_kernel(const float* x, int8_t* q, float* d, size_t n_blocks) {
   const size_t b = (blockIdx.x * size_t(blockDim.x) + threadIdx.x) >> 5;
   if (b >= n_blocks) return;
   const int lane = threadIdx.x & 31;
   const float v = x[b * 32 + lane];
   const float amax = warp_max(fabsf(v));
-  const float scale = amax / 127.0f;
-  const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+  const float inv = amax != 0.0f ? 127.0f / amax : 0.0f;
   q[b * 32 + lane] = int8_t(__float2int_rn(v * inv));
-  if (lane == 0) d[b] = __half2float(__float2half_rn(scale));
+  if (lane == 0) d[b] = __half2float(__float2half_rn(amax / 127.0f));
 }
 
 __global__ void swiglu_kernel(const float* gu, int ffn, float* out, size_t n) {

@@ -202,10 +202,9 @@ void launch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* 
 
 template <int MODE>
 void dispatch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s) {
+  // Decode is one token; 2..8 (short appends) share one guarded variant to keep builds small.
   if (nt == 1)
     launch<1, MODE>(w, x, xq, nt, y, ldy, s);
-  else if (nt <= 4)
-    launch<4, MODE>(w, x, xq, nt, y, ldy, s);
   else
     launch<kGemvMaxTokens, MODE>(w, x, xq, nt, y, ldy, s);
 }

@@ -24,8 +24,8 @@ struct DevMatrix {
   const uint16_t* scales = nullptr;  // Q8 only: fp16 bits, rows * cols / 32
 };
 
-// Activations quantized like the CPU backend does for Q8_0 weights (kernels.h of cpu/):
-// per 32 values d = max|x| / 127 rounded to fp16, q = round-to-nearest-even(x / d).
+// Activations quantized like the CPU backend does for Q8_0 weights (cpu/kquant_generic.cpp):
+// per 32 values d = max|x| / 127 rounded to fp16, q = round-to-nearest-even(x * 127 / max|x|).
 struct Q8Act {
   int8_t* q = nullptr;  // [tokens][cols]
   float* d = nullptr;   // [tokens][cols / 32], the fp16-rounded scales as floats
