@@ -11,8 +11,9 @@
 //
 //   node bench/gpu-check.mjs [--out DIR] [--no-build] [--skip-speed] [--skip-parity] [--models DIR]
 //   node bench/gpu-check.mjs --pack   (here: packs node for a GPU machine into tmp/gpu-carry)
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//   node bench/gpu-check.mjs --report FILE   (here: bench/RESULTS.md from a run's gpu-check.json)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,11 @@ const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(0)
 
 if (flag('--pack')) {
   pack();
+  process.exit(0);
+}
+if (option('--report', null)) {
+  Object.assign(results, JSON.parse(readFileSync(option('--report', null), 'utf8')));
+  writeResults(results);
   process.exit(0);
 }
 
@@ -96,6 +102,10 @@ let failedChecks = [];
 if (!phase) {
   log(`GPU: ${gpu.name} (compute ${gpu.cap}, driver ${gpu.driver}, ${gpu.memory})`);
   if (!flag('--no-build')) {
+    // nvcc outside PATH (CUDA images often keep it in /usr/local/cuda/bin) would silently give a CPU-only build.
+    const cudaBin = '/usr/local/cuda/bin';
+    if (spawnSync('nvcc', ['--version']).status !== 0 && existsSync(path.join(cudaBin, 'nvcc')))
+      process.env.PATH = `${cudaBin}${path.delimiter}${process.env.PATH}`;
     const archs = process.env.INTERNLM_CUDA_ARCHS ?? gpu.cap.replace('.', '');
     log(`building (INTERNLM_CUDA_ARCHS=${archs})`);
     execFileSync(process.execPath, [path.join(root, 'native', 'build.mjs')], {
@@ -226,6 +236,7 @@ async function parityCase(preset, format, file, contextLength, length) {
   const row = { preset, format, length, contextLength, maxDelta: worst, worstPiece, greedyAgree: diverge < 0, note, ok,
     ms: Date.now() - t0 };
   results.parity.push(row);
+  writeFileSync(path.join(outDir, 'phase-parity.json'), JSON.stringify(results));
   log(`${ok ? 'ok  ' : 'FAIL'} ${preset} ${format.padEnd(9)} max|Δlogprob| ${worst.toExponential(2)} (${worstPiece}); greedy ${diverge < 0 ? 'agrees' : note}`);
 }
 
@@ -235,7 +246,7 @@ async function parity() {
   // tiny: context 64 and 100 tokens, so dynamic NTK scales the RoPE base; mid: 1100 tokens cross
   // the GPU's 1024-token chunk.
   for (const [preset, contextLength, length] of [['tiny', 64, 100], ['mid', 32768, 1100]]) {
-    const dir = path.join(outDir, `parity-${preset}`);
+    const dir = path.join(modelDir, `parity-${preset}`);
     rmSync(dir, { recursive: true, force: true });
     const made = await makeModel({ dir, preset, formats, seed: 1 + Math.floor(random() * 1e6), contextLength });
     for (const format of formats) {
@@ -253,6 +264,23 @@ async function parity() {
 // ---------------------------------------------------------------- 3. speed on a 7B-shaped model
 
 const SHAPE = { dim: 4096, layers: 32, heads: 32, kvHeads: 8, ffn: 14336, vocab: 92544 };
+const SPEED_TYPES = ['f16', 'q8_0'];
+const speedModel = (type) => path.join(modelDir, `internlm2_5-7b-shape-${type}.gguf`);
+
+// Writes the speed models (once: they are kept in --models) in background processes that run
+// while the parity phase does (its spawnSync blocks this process, not them); resolves when both exist.
+function writeSpeedModels() {
+  return Promise.all(SPEED_TYPES.filter((t) => !existsSync(speedModel(t))).map((type) => new Promise((resolve, reject) => {
+    const file = speedModel(type);
+    const child = spawn(tool('make_random_gguf'), ['--out', `${file}.part`, '--type', type, '--seed', String(seed)], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`make_random_gguf exited with ${code} for ${file}`));
+      renameSync(`${file}.part`, file);
+      resolve();
+    });
+  })));
+}
 
 function typeBytes(type, rows, cols) {
   const n = rows * cols;
@@ -276,11 +304,12 @@ function prefillFlops(T) {
 
 async function speed() {
   const gemmCeiling = C.cublasBF16 ?? C.gemmBF16;
-  for (const type of ['f16', 'q8_0']) {
-    const file = path.join(modelDir, `internlm2_5-7b-shape-${type}.gguf`);
-    if (!existsSync(file) || statSync(file).size < 1e9) {
+  for (const type of SPEED_TYPES) {
+    const file = speedModel(type);
+    if (!existsSync(file)) {
       log(`writing ${file}`);
-      execFileSync(tool('make_random_gguf'), ['--out', file, '--type', type, '--seed', String(seed)], { stdio: 'inherit' });
+      execFileSync(tool('make_random_gguf'), ['--out', `${file}.part`, '--type', type, '--seed', String(seed)], { stdio: 'inherit' });
+      renameSync(`${file}.part`, file);
     }
     const t0 = Date.now();
     const model = await load(file, { device: 'cuda', ropeScaling: 'none' });
@@ -288,6 +317,7 @@ async function speed() {
     const tokens = [1, ...randomTokens(32768 + 64, SHAPE.vocab)];
     const add = (metric, value, roofline, unit) => {
       results.speed.push({ type, metric, value, roofline, fraction: value / roofline, unit });
+      writeFileSync(path.join(outDir, 'phase-speed.json'), JSON.stringify(results));  // kept if a later step times out
       log(`${type} ${metric.padEnd(20)} ${fmt(value).padStart(8)} ${unit}  roofline ${fmt(roofline).padStart(8)}  (${((100 * value) / roofline).toFixed(0)}%)`);
     };
     for (const T of [512, 8192]) {
@@ -320,7 +350,11 @@ function fmt(v) {
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 }
 
-function writeResults() {
+// The dated section of bench/RESULTS.md; also written to --out (the device machine's copy of
+// the repository does not come back, its $OUT does: merge it here with --report gpu-check.json).
+function writeResults(results) {
+  const { gpu, seed } = results;
+  const C = results.ceilings;
   const file = path.join(root, 'bench', 'RESULTS.md');
   const lines = [
     '<!-- gpu-check:begin (written by bench/gpu-check.mjs; the rest of this file is left alone) -->',
@@ -355,8 +389,10 @@ function writeResults() {
   if (begin >= 0 && end > begin) text = text.slice(0, begin) + lines + text.slice(end + '<!-- gpu-check:end -->'.length);
   else text = `${text.trimEnd()}\n\n${lines}\n`;
   writeFileSync(file, text);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'gpu-results.md'), `${lines}\n`);
   writeFileSync(path.join(outDir, 'gpu-check.json'), JSON.stringify(results, null, 2));
-  log(`wrote bench/RESULTS.md and ${path.join(outDir, 'gpu-check.json')}`);
+  log(`wrote bench/RESULTS.md, ${path.join(outDir, 'gpu-results.md')} and gpu-check.json`);
 }
 
 // Packs this machine's node (binary + headers) for a GPU machine that has none: carry
@@ -390,18 +426,22 @@ if (phase) {
   process.exit(results.error ? 1 : 0);
 }
 const errors = [];
+const speedModels = flag('--skip-speed') ? null : writeSpeedModels().catch((e) => e);
 if (!flag('--skip-parity')) {
   const r = runPhase('parity', 240_000);
   results.parity = r.parity ?? [];
   if (r.error) errors.push(r.error);
 }
-if (!flag('--skip-speed')) {
+if (speedModels) {
+  const written = await speedModels;
+  if (written instanceof Error) log(`ERROR ${written.message} (the speed phase writes them itself)`);
   const r = runPhase('speed', 300_000);
   results.speed = r.speed ?? [];
   if (r.error) errors.push(r.error);
 }
 if (errors.length) results.error = errors.join('\n');
-writeResults();
+results.seed = seed;
+writeResults(results);
 const failed = failedChecks.length + results.parity.filter((p) => !p.ok).length + errors.length;
 console.log(`\n${failed === 0 ? 'PASS' : `FAIL (${failed})`}: kernels ${results.checks.length - failedChecks.length}/${results.checks.length}, ` +
   `parity ${results.parity.filter((p) => p.ok).length}/${results.parity.length}, speed rows ${results.speed.length}; ` +

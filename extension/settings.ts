@@ -69,6 +69,8 @@ export function chatSettings(): ChatSettings {
   };
 }
 
+/** Sets the model where the current one is set: a workspace value (npm start writes one) hides a global one. */
 export async function setModelPath(modelPath: string): Promise<void> {
-  await config().update('modelPath', modelPath, vscode.ConfigurationTarget.Global);
+  const inWorkspace = config().inspect<string>('modelPath')?.workspaceValue !== undefined;
+  await config().update('modelPath', modelPath, inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
 }

@@ -7,6 +7,8 @@ export type RopeScalingType = 'none' | 'dynamic';
 
 export interface LoadOptions {
   threads?: number;
+  /** "auto" (default: CUDA when present and the model fits, else CPU), "cpu", "cuda" or "cuda:N". */
+  device?: string;
   /** Overrides the file's RoPE scaling type / factor. */
   ropeScaling?: RopeScalingType;
   ropeFactor?: number;
@@ -39,6 +41,8 @@ export interface ModelInfo {
   eosId: number;
   stopTokens: number[];
   backends: string[];
+  /** The backend this model runs on, with the reason for auto's choice, e.g. "cpu (no CUDA device: ...)". */
+  device: string;
   threads: number;
 }
 
@@ -121,8 +125,31 @@ interface NativeTokenizer {
   vocabSize(): number;
 }
 
+/** llama.cpp file types `quantize` writes (same per-tensor mix and general.file_type as llama.cpp's). */
+export const QUANTIZE_TYPES = ['Q8_0', 'Q4_0', 'Q5_0', 'Q2_K', 'Q3_K_M', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q4_1', 'Q5_1'] as const;
+export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
+
+export interface QuantizeOptions {
+  /** Worker threads (default: physical cores). */
+  threads?: number;
+  /** Keep output.weight in its source type, as llama.cpp's --leave-output-tensor. */
+  leaveOutputTensor?: boolean;
+  /** Called with a fraction in [0, 1] as tensors are written. */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface QuantizeResult {
+  type: QuantizeType;
+  /** Size of the written file. */
+  bytes: number;
+  tensors: number;
+  /** Tensors per ggml type, e.g. {"Q4_K": 150, "Q6_K": 44, "F32": 65}. */
+  types: Record<string, number>;
+}
+
 interface NativeAddon {
   loadModel(path: string, options: Omit<LoadOptions, 'onProgress'>, onProgress: (f: number) => void): Promise<NativeModel>;
+  quantizeModel(input: string, output: string, type: string, options: Omit<QuantizeOptions, 'onProgress'>, onProgress: (f: number) => void): Promise<QuantizeResult>;
   loadTokenizer(path: string): NativeTokenizer;
   physicalCores(): number;
 }
@@ -227,6 +254,15 @@ export function loadTokenizer(filePath: string): Tokenizer {
     decodeStream: (ids) => t.decodeStream(ids),
     vocabSize: t.vocabSize(),
   };
+}
+
+/**
+ * Writes a GGUF of the given llama.cpp file type from a Hugging Face checkpoint directory or an
+ * F32/F16/BF16 GGUF. The file appears only when complete (written under OUTPUT.partial first).
+ */
+export function quantizeModel(input: string, output: string, type: QuantizeType, options: QuantizeOptions = {}): Promise<QuantizeResult> {
+  const { onProgress, ...rest } = options;
+  return native().quantizeModel(path.resolve(input), path.resolve(output), type, rest, onProgress ?? (() => {}));
 }
 
 export function physicalCores(): number {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests need on a Debian machine (run as root):
+# Installs what the end-to-end tests (and npm start without desktop VS Code) need on a Debian machine:
 #   - Debian's chromium (driven by playwright-core), ripgrep, and the headers code-server's
 #     native modules build against (libkrb5-dev for kerberos; a C++ toolchain and python for node-gyp);
-#   - code-server from npm into a project-local prefix (.cache/code-server, gitignored);
+#     apt-get needs root (or sudo without a password);
+#   - code-server from npm into a project-local prefix: .cache/code-server (gitignored), or
+#     $INTERNLM_CODE_SERVER_DIR (the tests and npm start read the same variable);
 #   - playwright-core (a devDependency) when node_modules lacks it.
 # Only the npm registry and Debian's apt are reachable, which shapes two steps below (see the
 # ripgrep cache and node headers). Idempotent: every step is skipped when its result is present.
@@ -10,13 +12,22 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CODE_SERVER_VERSION="4.100.3"
-PREFIX="$ROOT/.cache/code-server"
+PREFIX="$(realpath -m "${INTERNLM_CODE_SERVER_DIR:-$ROOT/.cache/code-server}")"
+INSTALL_LOG="$PREFIX-install.log"
 PACKAGE_DIR="$PREFIX/node_modules/code-server"
 CODE_SERVER="$PREFIX/node_modules/.bin/code-server"
 VSCODE_DIR="$PACKAGE_DIR/lib/vscode"
 RG_BIN="$VSCODE_DIR/node_modules/@vscode/ripgrep/bin/rg"
 
 log() { echo "[e2e-setup] $*"; }
+die() { echo "e2e-setup: $*" >&2; exit 1; }
+
+check_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed (Node.js 20 or newer)"
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found $(node --version))"
+}
 
 install_debian_packages() {
   local wanted=(chromium ripgrep libkrb5-dev python3 make g++ pkg-config) missing=()
@@ -35,9 +46,17 @@ install_debian_packages() {
     log "Debian packages present"
     return
   fi
+  command -v apt-get >/dev/null || die "missing ${still[*]}, and this is not a Debian-like system (no apt-get): install them, then rerun"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null && sudo -n true 2>/dev/null ||
+      die "missing Debian packages ${still[*]}; run this script as root, or: sudo apt-get install ${still[*]}"
+    sudo=(sudo -n)
+  fi
   log "apt-get install ${still[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${still[@]}" >/dev/null
+  "${sudo[@]}" apt-get update -qq || die "apt-get update failed (is a Debian mirror reachable?)"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${still[@]}" >/dev/null ||
+    die "apt-get install ${still[*]} failed (see above)"
 }
 
 code_server_installed() {
@@ -55,11 +74,11 @@ seed_ripgrep_cache() {
   case "$(uname -m)" in
     x86_64) target="x86_64-unknown-linux-musl" ;;
     aarch64) target="aarch64-unknown-linux-musl" ;;
-    *) echo "e2e-setup: unsupported architecture $(uname -m)" >&2; exit 1 ;;
+    *) die "unsupported architecture $(uname -m)" ;;
   esac
   local cache="$tmp/vscode-ripgrep-cache-1.15.11" stage="$tmp/rg-stage"
   mkdir -p "$cache" "$stage"
-  cp /usr/bin/rg "$stage/rg"
+  cp "$(command -v rg)" "$stage/rg"
   tar -czf "$cache/ripgrep-v13.0.0-10-$target.tar.gz" -C "$stage" rg
 }
 
@@ -68,7 +87,8 @@ install_code_server() {
     log "code-server $CODE_SERVER_VERSION present in $PREFIX"
     return
   fi
-  local tmp="$ROOT/.cache/tmp"
+  # A leftover of an interrupted install is started over, never patched up.
+  local tmp="$PREFIX-tmp"
   rm -rf "$PREFIX" "$tmp"
   mkdir -p "$PREFIX" "$tmp"
   # A local install in its own folder, not `npm install -g --prefix`: npm passes --prefix on to
@@ -86,13 +106,13 @@ install_code_server() {
   # which the nested npm processes inherit.
   (cd "$PREFIX" && env "${nodedir[@]}" TMPDIR="$tmp" npm_config_yes=true npm_config_unsafe_perm=true \
     npm_config_dangerously_allow_all_scripts=true npm_config_update_notifier=false \
-    npm install --no-audit --no-fund "code-server@$CODE_SERVER_VERSION") > "$ROOT/.cache/code-server-install.log" 2>&1 || {
-      tail -40 "$ROOT/.cache/code-server-install.log" >&2
-      echo "e2e-setup: code-server install failed (full log: .cache/code-server-install.log)" >&2
-      exit 1
+    npm install --no-audit --no-fund "code-server@$CODE_SERVER_VERSION") > "$INSTALL_LOG" 2>&1 || {
+      tail -40 "$INSTALL_LOG" >&2
+      die "npm install code-server@$CODE_SERVER_VERSION failed (last lines above; full log: $INSTALL_LOG)"
     }
   rm -rf "$tmp"
-  code_server_installed || { echo "e2e-setup: code-server installed but ripgrep is missing at $RG_BIN" >&2; exit 1; }
+  [ -x "$RG_BIN" ] || die "code-server installed, but its ripgrep is missing at $RG_BIN (full log: $INSTALL_LOG)"
+  code_server_installed || die "npm installed code-server, but $PACKAGE_DIR is not version $CODE_SERVER_VERSION (full log: $INSTALL_LOG)"
   log "code-server $CODE_SERVER_VERSION installed in $PREFIX"
 }
 
@@ -102,9 +122,10 @@ install_playwright_core() {
     return
   fi
   log "npm install (playwright-core is a devDependency)"
-  (cd "$ROOT" && npm install --no-audit --no-fund)
+  (cd "$ROOT" && npm install --no-audit --no-fund) || die "npm install failed (see above)"
 }
 
+check_node
 install_debian_packages
 install_code_server
 install_playwright_core

@@ -7,6 +7,7 @@ import { chatCommand } from './cli/commands/chat';
 import { evalCommand } from './cli/commands/evaluate';
 import { generateCommand } from './cli/commands/generate';
 import { infoCommand } from './cli/commands/info';
+import { quantizeCommand } from './cli/commands/quantize';
 import { tokenizeCommand } from './cli/commands/tokenize';
 
 // A command resolves with its exit code when it is not 0 (e.g. 130 after Ctrl-C).
@@ -17,6 +18,7 @@ const COMMANDS = new Map<string, (args: string[]) => Promise<number | void>>([
   ['generate', generateCommand],
   ['chat', chatCommand],
   ['bench', benchCommand],
+  ['quantize', quantizeCommand],
 ]);
 
 async function main(argv: string[]): Promise<number> {

@@ -109,7 +109,7 @@ export class EngineHost {
         this.loaded = engine;
         this.pending = undefined;
         const { info } = engine.model;
-        this.status.ready({ model: info.name, device: `CPU, ${info.threads} threads` });
+        this.status.ready({ model: info.name, device: info.device.startsWith('cpu') ? `CPU, ${info.threads} threads` : info.device });
       },
       (error: unknown) => {
         if (generation !== this.generation) return;
@@ -131,6 +131,7 @@ export class EngineHost {
     const started = Date.now();
     const model = await Model.load(file, {
       threads: settings.threads || undefined,
+      device: settings.device,
       ropeScaling: settings.ropeScaling === 'auto' ? undefined : settings.ropeScaling,
       onProgress: (fraction) => {
         if (generation === this.generation) this.status.loading(fraction, `Loading ${name}…`);

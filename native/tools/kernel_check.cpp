@@ -12,6 +12,7 @@
 
 #include "cpu/kernels.h"
 #include "quant/reference.h"
+#include "util/half.h"
 
 using namespace ilm;
 using namespace ilm::cpu;
@@ -41,16 +42,34 @@ std::vector<uint8_t> quantized_rows(DType type, const std::vector<float>& values
 // The activation row's values as the kernels see them.
 std::vector<double> activation_values(ActFormat format, const uint8_t* row, const float* x, int n) {
   std::vector<double> v(n);
-  if (format == ActFormat::Q8_0) {
-    const ActQ8_0 a = act_q8_0(row, n);
-    for (int k = 0; k < n; k++) v[k] = double(a.d[8 * (k / 32)]) * a.q[k];
-  } else if (format == ActFormat::Q8_K) {
-    const ActQ8_K a = act_q8_k(row, n);
-    for (int k = 0; k < n; k++) v[k] = double(a.d[k / 256]) * a.q[k];
-  } else {
-    for (int k = 0; k < n; k++) v[k] = x[k];
+  for (int k = 0; k < n; k++) {
+    if (format == ActFormat::Q8_0) {
+      const ActPair a = act_pair(row, k / 32);
+      v[k] = double(a.d((k / 32) % 2)[0]) * (int(a.xu((k / 32) % 2)[k % 32]) - 128);
+    } else if (format == ActFormat::Q8_K) {
+      const ActQ8K a = act_q8_k(row, k / 256);
+      v[k] = double(a.d()) * a.q()[k % 256];
+    } else {
+      v[k] = x[k];
+    }
   }
   return v;
+}
+
+// Q4_1/Q5_1 minimums multiply llama.cpp's Q8_1 block sum s, which is d * sum(q) rounded to fp16:
+// the exact value of what the kernels compute differs from w . x by m * (s - d * sum(q)) per block.
+double min_term_correction(DType type, const uint8_t* w, const uint8_t* x, int n) {
+  const size_t block = dtype_block_bytes(type);
+  double correction = 0;
+  for (int b = 0; b < n / 32; b++) {
+    const ActPair a = act_pair(x, b);
+    uint16_t m;
+    std::memcpy(&m, w + b * block + 2, 2);  // Q4_1/Q5_1: d, then m
+    double sum = 0;
+    for (int k = 0; k < 32; k++) sum += double(a.d(b % 2)[0]) * (int(a.xu(b % 2)[k]) - 128);
+    correction += double(fp16_to_f32(m)) * (8.0 * a.s(b % 2)[0] - sum);
+  }
+  return correction;
 }
 
 int check_gemm(const KernelTable& table) {
@@ -86,6 +105,7 @@ int check_gemm(const KernelTable& table) {
               const auto xr = activation_values(wk.act, X.data() + t * ldx, xf.data() + size_t(t) * n, n);
               double exact = 0, magnitude = 0;
               for (int k = 0; k < n; k++) exact += wr[k] * xr[k], magnitude += std::fabs(wr[k] * xr[k]);
+              if (type == DType::Q4_1 || type == DType::Q5_1) exact += min_term_correction(type, W.data() + r * ldw, X.data() + t * ldx, n);
               worst = std::max(worst, std::fabs(Y[size_t(t) * nr + r] - exact) / magnitude);
             }
           }

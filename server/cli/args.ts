@@ -6,16 +6,19 @@ import { parseArgs } from 'node:util';
 export class UsageError extends Error {}
 
 export const USAGE = `Usage:
-  internlm info       --model PATH [--json]
+  internlm info       --model PATH [--device D] [--json]
   internlm tokenize   --model PATH (--text S | --text-file F) [--special] [--json]
   internlm eval       --model PATH (--tokens 1,2,3 | --text S | --text-file F) [--top K] [--threads N]
-                      [--rope-scaling none|dynamic] [--rope-factor F] [--json]
+                      [--device D] [--rope-scaling none|dynamic] [--rope-factor F] [--json]
   internlm generate   --model PATH --prompt S [--chat] [--max-tokens N] [--temperature T] [--top-p P]
-                      [--top-k K] [--seed S] [--threads N]
-  internlm chat       --model PATH [--threads N]
-  internlm bench      --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--json]
+                      [--top-k K] [--seed S] [--threads N] [--device D]
+  internlm chat       --model PATH [--threads N] [--device D]
+  internlm bench      --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--device D] [--json]
+  internlm quantize   --in PATH --out FILE --type Q8_0|Q4_0|Q5_0|Q2_K|Q3_K_M|Q4_K_M|Q5_K_M|Q6_K|Q4_1|Q5_1
+                      [--leave-output-tensor] [--threads N] [--json]
 
-PATH is a GGUF file or a Hugging Face checkpoint directory.`;
+PATH is a GGUF file or a Hugging Face checkpoint directory. D is auto (default: the GPU when one
+is present and the model fits, else the CPU), cpu, cuda or cuda:N.`;
 
 type OptionSpec = { type: 'string' } | { type: 'boolean' };
 export type OptionSpecs = Record<string, OptionSpec>;

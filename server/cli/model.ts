@@ -2,6 +2,17 @@
 // that name the cause and the fix before the engine is involved.
 import { existsSync, statSync } from 'node:fs';
 import { Model, type LoadOptions } from '../../native/index';
+import { intOption, stringOption, type OptionSpecs, type ParsedOptions } from './args';
+
+/** Flags every model-loading command takes. */
+export const ENGINE_FLAGS: OptionSpecs = {
+  threads: { type: 'string' },
+  device: { type: 'string' },
+};
+
+export function engineOptions(options: ParsedOptions): Pick<LoadOptions, 'threads' | 'device'> {
+  return { threads: intOption(options, 'threads', { min: 1 }), device: stringOption(options, 'device') };
+}
 
 export function checkModelPath(modelPath: string): void {
   if (!existsSync(modelPath)) {

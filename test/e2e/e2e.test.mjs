@@ -1,28 +1,33 @@
 // End-to-end: the packaged extension in a real VS Code workbench (code-server + chromium). Skips,
-// with the reason, when the workbench tools are not installed (scripts/e2e-setup.sh installs them);
-// the tests that need the language server skip, with the reason, until dist/server.js exists.
+// with the reason, when the workbench tools are not installed (scripts/e2e-setup.sh installs them),
+// unless INTERNLM_E2E_REQUIRED is set (CI sets it), which turns a missing tool into a failure.
 // Screenshots: test-artifacts/e2e/*.png.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { E2E_SETTINGS, e2eModel, makeWorkspace } from './fixtures.mjs';
-import { ROOT, missingPrerequisites, packageExtension, startWorkbench } from './workbench.mjs';
+import { packageExtension, vsixTarget } from '../../scripts/package.mjs';
+import { scriptedModel } from '../fixtures/scripted-model.mjs';
+import { readZip } from '../support/zip.mjs';
+import { ANALYSIS, E2E_SETTINGS, e2eModel, makeWorkspace } from './fixtures.mjs';
+import { EXTENSION_ID, missingPrerequisites, startWorkbench } from './workbench.mjs';
 
 const missing = missingPrerequisites();
-const serverBuilt = existsSync(path.join(ROOT, 'dist', 'server.js'));
+if (missing.length && process.env.INTERNLM_E2E_REQUIRED) throw new Error(`INTERNLM_E2E_REQUIRED is set, but: ${missing.join('; ')}`);
 // Each test skips on its own (not its suite), so that the runner counts and reports every skip.
 const skipAll = missing.length ? `skipped: ${missing.join('; ')}` : false;
-const needsServer = skipAll || (serverBuilt ? false : 'skipped: the language server is not built yet (dist/server.js is missing)');
-/** Shared by the suites: a temp folder, the packaged extension, the model. */
+/** Shared by the suites: a temp folder, the packaged extension, the models. */
 const shared = {};
 
 before(async () => {
   if (skipAll) return;
   shared.temp = mkdtempSync(path.join(os.tmpdir(), 'internlm-e2e-test-'));
-  shared.vsix = packageExtension(path.join(shared.temp, 'vsix'));
-  shared.model = serverBuilt ? await e2eModel(path.join(shared.temp, 'model')) : undefined;
+  // The package exactly as npm run package makes it (from the dist/ that npm test has just built).
+  shared.vsix = packageExtension(path.join(shared.temp, 'vsix', 'internlm-vscode.vsix'));
+  shared.model = await e2eModel(path.join(shared.temp, 'model'));
+  // A random model's analysis has no findings; this one answers every prompt with ANALYSIS.
+  shared.analyst = await scriptedModel(path.join(shared.temp, 'analyst'), ANALYSIS.answer);
 });
 
 after(() => {
@@ -43,16 +48,28 @@ function workbenchFor(name, settings) {
 
 describe('end-to-end in a VS Code workbench', () => {
   let workbench;
-  let model;
 
   before(async () => {
     if (skipAll) return;
-    model = shared.model;
-    workbench = await workbenchFor('e2e', { 'internlm.modelPath': model?.path ?? '' });
+    workbench = await workbenchFor('e2e', { 'internlm.modelPath': shared.model });
   });
 
   after(async () => {
     await workbench?.close();
+  });
+
+  it('installs the packaged .vsix: extension, server, native addon and media, for this platform', { skip: skipAll }, async () => {
+    const zip = readZip(shared.vsix);
+    const entries = [...zip.keys()];
+    for (const file of ['package.json', 'dist/extension.js', 'dist/server.js', 'dist/engine.js', 'dist/internlm.node', 'dist/media/chat.js', 'dist/media/icon.svg']) {
+      assert.ok(entries.includes(`extension/${file}`), `the .vsix holds ${file}`);
+    }
+    assert.deepEqual(entries.filter((e) => /\.map$|\.ts$|node_modules|native\//.test(e)), [], 'no sources, source maps or node_modules');
+    assert.match(zip.get('extension.vsixmanifest')().toString(), new RegExp(`TargetPlatform="${vsixTarget()}"`));
+    assert.match(workbench.installOutput, /Extension 'internlm-vscode\.vsix' was successfully installed/);
+    const [installed] = readdirSync(workbench.extensions).filter((d) => d.startsWith(`${EXTENSION_ID}-`));
+    assert.ok(installed, `installed into ${workbench.extensions}`);
+    for (const file of ['dist/server.js', 'dist/internlm.node']) assert.ok(existsSync(path.join(workbench.extensions, installed, file)), `${file} installed`);
   });
 
   it('activates from the .vsix and shows the chat view', { skip: skipAll }, async () => {
@@ -60,7 +77,6 @@ describe('end-to-end in a VS Code workbench', () => {
     assert.match(status, /InternLM/);
     const chat = await workbench.openChat();
     await chat.locator('#input').waitFor();
-    if (!serverBuilt) await chat.locator('#notice-text', { hasText: 'language server is missing' }).waitFor();
     await workbench.screenshot('chat-view');
   });
 
@@ -80,7 +96,7 @@ describe('end-to-end in a VS Code workbench', () => {
     await chip.waitFor({ state: 'detached' });
   });
 
-  it('sends a message and shows the reply as it streams', { skip: needsServer }, async () => {
+  it('sends a message and shows the reply as it streams', { skip: skipAll }, async () => {
     await workbench.statusBar(/InternLM(?!.*loading)/);
     const chat = await workbench.openChat();
     const frame = await workbench.chatDocument();
@@ -104,7 +120,7 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.screenshot('chat-streamed-reply');
   });
 
-  it('stops a generation', { skip: needsServer }, async () => {
+  it('stops a generation', { skip: skipAll }, async () => {
     const chat = await workbench.openChat();
     await chat.locator('#input').fill('Count from one to one thousand, one number per line.');
     await chat.locator('#input').press('Enter');
@@ -117,7 +133,7 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.screenshot('chat-stopped');
   });
 
-  it('accepts an inline suggestion in an editor', { skip: needsServer }, async () => {
+  it('accepts an inline suggestion in an editor', { skip: skipAll }, async () => {
     const editor = await workbench.openFile('src/stats.py');
     await editor.locator('.view-line').nth(2).click();
     await workbench.page.keyboard.press('Control+End');
@@ -137,7 +153,7 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.screenshot('inline-suggestion-accepted');
   });
 
-  it('answers Ask about Workspace with the workspace in context', { skip: needsServer }, async () => {
+  it('answers Ask about Workspace with the workspace in context', { skip: skipAll }, async () => {
     await workbench.runCommand('InternLM: Ask about Workspace');
     await workbench.answerInput('What does this project do?');
     const chat = await workbench.chatFrame();
@@ -148,27 +164,41 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.screenshot('ask-workspace');
   });
 
-  it('analyzes the current file and publishes findings as diagnostics', { skip: needsServer }, async (t) => {
-    await workbench.openFile('src/inventory.ts');
+  it('analyzes the current file and publishes findings as diagnostics', { skip: skipAll }, async () => {
+    // Switch to the scripted model (through the UI, as a user would), whose answer is one finding.
+    await workbench.runCommand('InternLM: Select Model File…');
+    await workbench.chooseFile(shared.analyst);
+    await workbench.page.locator('.notifications-toasts', { hasText: `InternLM will use ${shared.analyst}` }).waitFor();
+    await workbench.statusLabel(/InternLM: ready/, 120_000);
+    const editor = await workbench.openFile('src/inventory.ts');
     await workbench.runCommand('InternLM: Analyze Current File');
     const chat = await workbench.chatFrame();
     await chat.locator('.entry.user', { hasText: 'Analyze src/inventory.ts' }).waitFor();
     const reply = chat.locator('.entry.assistant').last();
     await reply.and(chat.locator('.done')).waitFor({ timeout: 180_000 });
-    const footnote = await reply.locator('.footnote').innerText();
+    assert.match(await reply.locator('.footnote').innerText(), /1 finding in the Problems panel/);
     await workbench.screenshot('analyze-file');
-    const findings = Number(/(\d+) findings? in the Problems panel/.exec(footnote)?.[1] ?? 0);
-    if (findings === 0 && model.random) {
-      // A model with random weights cannot be asked for findings; a real one (INTERNLM_E2E_MODEL) can.
-      t.skip('skipped: the generated test model returned no findings, so there is no diagnostic to check; set INTERNLM_E2E_MODEL to a real model');
-      return;
-    }
+
+    // The squiggle sits on line 5, from its first non-blank character; hovering it shows the finding.
+    const squiggle = editor.locator(`.squiggly-${ANALYSIS.severity}`);
+    await squiggle.waitFor();
+    const line5 = await editor.locator('.view-line', { hasText: ANALYSIS.lineText }).boundingBox();
+    const box = await squiggle.boundingBox();
+    assert.ok(Math.abs(box.y + box.height / 2 - (line5.y + line5.height / 2)) < line5.height, 'the squiggle is on the line of the finding');
+    await workbench.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const hover = workbench.page.locator('.monaco-hover', { hasText: ANALYSIS.message });
+    await hover.waitFor();
+    assert.match(await hover.innerText(), /InternLM/);
+    await workbench.screenshot('analyze-file-hover');
+
     const problems = await workbench.problems();
-    await problems.locator('.monaco-list-row', { hasText: 'InternLM' }).first().waitFor();
+    const row = problems.locator('.monaco-list-row', { hasText: ANALYSIS.message });
+    await row.waitFor();
+    assert.match(await row.innerText(), /InternLM.*\[Ln 5, Col 3\]/s);
     await workbench.screenshot('analyze-file-problems');
   });
 
-  it('keeps the conversation across a reload, until New Chat', { skip: needsServer }, async () => {
+  it('keeps the conversation across a reload, until New Chat', { skip: skipAll }, async () => {
     const chat = await workbench.openChat();
     const before = await chat.locator('.entry').count();
     assert.ok(before >= 4, `a conversation to keep (${before} entries)`);
@@ -182,7 +212,7 @@ describe('end-to-end in a VS Code workbench', () => {
     assert.equal(await reloaded.locator('.entry').count(), 0);
   });
 
-  it('restarts the server with backoff when it dies, and says so', { skip: needsServer }, async () => {
+  it('restarts the server with backoff when it dies, and says so', { skip: skipAll }, async () => {
     await workbench.statusLabel(/InternLM: (ready|generating)/);
     const [pid] = workbench.serverProcesses();
     assert.ok(pid, 'the language server process is running');
@@ -208,14 +238,14 @@ describe('first run without a model', () => {
     await workbench?.close();
   });
 
-  it('says where to get a model and loads the one chosen with Select Model File…', { skip: needsServer }, async () => {
+  it('says where to get a model and loads the one chosen with Select Model File…', { skip: skipAll }, async () => {
     await workbench.page.locator('.notifications-toasts', { hasText: 'internlm/internlm2_5-7b-chat-gguf' }).waitFor();
     await workbench.statusLabel(/InternLM: error/);
     const chat = await workbench.openChat();
     await chat.locator('#notice-text', { hasText: 'No model selected' }).waitFor();
     await workbench.screenshot('first-run');
     await chat.locator('#notice-action', { hasText: 'Select Model File…' }).click();
-    await workbench.chooseFile(shared.model.path);
+    await workbench.chooseFile(shared.model);
     await workbench.statusLabel(/InternLM: ready/, 120_000);
     await chat.locator('#notice').waitFor({ state: 'hidden' });
     await workbench.screenshot('first-run-model-loaded');

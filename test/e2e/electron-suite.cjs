@@ -1,6 +1,7 @@
 // Runs inside desktop VS Code's extension host (started by electron.mjs): the extension activates,
 // its commands and views exist, the server loads the model, chat view and commands work through the
-// real API. A rejection of run() fails the run.
+// real API, and Analyze Current File on the scripted model publishes a diagnostic. A rejection of
+// run() fails the run.
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const vscode = require('vscode');
@@ -62,13 +63,19 @@ exports.run = async function run() {
     assert.equal(enabled(), before);
   });
 
-  await step('analyzes the current file', async () => {
+  await step('analyzes the current file: a diagnostic appears', async () => {
+    // The scripted model (electron.mjs) answers with one finding on line 5.
+    const analysis = JSON.parse(process.env.INTERNLM_E2E_ANALYSIS);
+    await vscode.workspace.getConfiguration('internlm').update('modelPath', process.env.INTERNLM_E2E_ANALYST, vscode.ConfigurationTarget.Global);
     const folder = vscode.workspace.workspaceFolders[0].uri.fsPath;
     const document = await vscode.workspace.openTextDocument(path.join(folder, 'src', 'inventory.ts'));
     await vscode.window.showTextDocument(document);
     // The command resolves when the analysis is done (its report is in the chat view).
     await vscode.commands.executeCommand('internlm.analyzeFile');
-    // A model with random weights finds nothing; a real one (INTERNLM_E2E_MODEL) should.
-    if (process.env.INTERNLM_E2E_REAL_MODEL) await internlmDiagnostic(document.uri);
+    await internlmDiagnostic(document.uri);
+    const [diagnostic] = vscode.languages.getDiagnostics(document.uri).filter((d) => d.source === 'InternLM');
+    assert.equal(diagnostic.message, analysis.message);
+    assert.equal(diagnostic.range.start.line, 4);
+    assert.equal(diagnostic.severity, vscode.DiagnosticSeverity.Error);
   });
 };

@@ -1,4 +1,4 @@
-// What the end-to-end tests open and load: a small workspace, a model, and the settings they use.
+// What the end-to-end tests open and load: a small workspace, the models, and the settings they use.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -9,6 +9,18 @@ export const E2E_SETTINGS = {
   'internlm.chat.temperature': 0,
   'internlm.chat.maxTokens': 512,
   'internlm.completion.debounceMs': 50,
+};
+
+/**
+ * The answer of the scripted model that Analyze Current File runs on: one finding (line 5's
+ * off-by-one in src/inventory.ts) in the "L<line> <severity>: <message>" form the server parses.
+ * Its tokens must be distinct (see test/fixtures/scripted-model.mjs).
+ */
+export const ANALYSIS = {
+  answer: 'L5 error: off-by-one, this loop reads past the end; use < rather than <=.',
+  message: 'off-by-one, this loop reads past the end; use < rather than <=.',
+  severity: 'error',
+  lineText: 'for (let i = 0; i <= items.length; i++)',
 };
 
 /** A small project to open: code to analyse and complete, a file that .gitignore hides. */
@@ -40,8 +52,8 @@ export function makeWorkspace(dir) {
  * with random weights, big enough that a reply takes long enough to watch it stream and stop it.
  */
 export async function e2eModel(dir) {
-  if (process.env.INTERNLM_E2E_MODEL) return { path: process.env.INTERNLM_E2E_MODEL, random: false };
+  if (process.env.INTERNLM_E2E_MODEL) return process.env.INTERNLM_E2E_MODEL;
   const { makeModel } = await import('../fixtures/make-model.mjs');
   const made = await makeModel({ dir, preset: 'tiny', dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, ffnDim: 768, formats: ['gguf-f32'] });
-  return { path: made.paths['gguf-f32'], random: true };
+  return made.paths['gguf-f32'];
 }

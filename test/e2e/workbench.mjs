@@ -2,16 +2,14 @@
 // on 127.0.0.1 with a fresh user-data and extensions folder and the packaged .vsix installed,
 // driven by Debian's chromium through playwright-core. Every wait is on something visible in the
 // workbench, never a fixed sleep. Screenshots and logs go to test-artifacts/e2e/.
-import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CODE_SERVER, codeServerDirs, freePort, installExtension, startCodeServer, stopCodeServer } from '../../scripts/code-server.mjs';
+import { ROOT } from '../../scripts/package.mjs';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { ROOT };
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'e2e');
-export const CODE_SERVER = path.join(ROOT, '.cache', 'code-server', 'node_modules', '.bin', 'code-server');
 export const CHROMIUM = process.env.INTERNLM_E2E_CHROMIUM ?? '/usr/bin/chromium';
 export const EXTENSION_ID = 'internlm-local.internlm-vscode';
 
@@ -33,33 +31,9 @@ export function missingPrerequisites() {
   if (!existsSync(CODE_SERVER)) missing.push(`code-server is not installed (${path.relative(ROOT, CODE_SERVER)}); run scripts/e2e-setup.sh`);
   if (!existsSync(CHROMIUM)) missing.push(`chromium is not installed (${CHROMIUM}); run scripts/e2e-setup.sh`);
   if (!existsSync(path.join(ROOT, 'node_modules', 'playwright-core'))) missing.push('playwright-core is not installed; run npm install');
-  if (!existsSync(path.join(ROOT, 'dist', 'extension.js'))) missing.push('the extension is not built (dist/extension.js); run npm run build');
+  const unbuilt = ['extension.js', 'server.js', 'internlm.node'].filter((f) => !existsSync(path.join(ROOT, 'dist', f)));
+  if (unbuilt.length) missing.push(`the extension is not built (dist/: ${unbuilt.join(', ')} missing); run npm run build`);
   return missing;
-}
-
-/** Packages dist/ as it is (built beforehand) into a .vsix; returns its path. */
-export function packageExtension(outDir) {
-  mkdirSync(outDir, { recursive: true });
-  const vsix = path.join(outDir, 'internlm-vscode.vsix');
-  const vsce = path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce');
-  const result = spawnSync(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', vsix], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new Error(`vsce package failed:\n${result.stdout}\n${result.stderr}`);
-  return vsix;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (server.address());
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -69,13 +43,10 @@ function freePort() {
 export async function startWorkbench({ vsix, workspace, settings = {}, name = 'workbench' }) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const home = mkdtempSync(path.join(os.tmpdir(), 'internlm-e2e-'));
-  const userData = path.join(home, 'user-data');
-  const extensions = path.join(home, 'extensions');
-  const config = path.join(home, 'code-server.yaml');
-  mkdirSync(path.join(userData, 'User'), { recursive: true });
-  writeFileSync(config, 'auth: none\ncert: false\n');
+  const dirs = codeServerDirs(home);
+  mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
   writeFileSync(
-    path.join(userData, 'User', 'settings.json'),
+    path.join(dirs.userData, 'User', 'settings.json'),
     JSON.stringify(
       {
         'workbench.startupEditor': 'none',
@@ -101,76 +72,68 @@ export async function startWorkbench({ vsix, workspace, settings = {}, name = 'w
     XDG_DATA_HOME: path.join(home, 'data'),
     XDG_CACHE_HOME: path.join(home, 'cache'),
   };
-  const common = ['--config', config, '--user-data-dir', userData, '--extensions-dir', extensions];
-
-  const install = spawnSync(CODE_SERVER, [...common, '--install-extension', vsix], { env, encoding: 'utf8' });
-  if (install.status !== 0 || !/successfully installed/i.test(install.stdout)) {
-    throw new Error(`code-server --install-extension failed (${install.status}):\n${install.stdout}\n${install.stderr}`);
-  }
-
-  const port = await freePort();
+  const installOutput = installExtension(dirs, vsix, { env });
   const log = createWriteStream(path.join(ARTIFACTS, `${name}-code-server.log`));
-  const server = spawn(
-    CODE_SERVER,
-    [
-      ...common,
-      '--bind-addr',
-      `127.0.0.1:${port}`,
-      '--auth',
-      'none',
-      '--disable-telemetry',
-      '--disable-update-check',
-      '--disable-workspace-trust',
-      '--disable-getting-started-override',
-      '--ignore-last-opened',
-      workspace,
-    ],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  server.stdout.pipe(log, { end: false });
-  server.stderr.pipe(log, { end: false });
-  const url = await new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk) => {
-      seen += chunk;
-      const match = /HTTP server listening on (http:\/\/127\.0\.0\.1:\d+\/?)/.exec(seen);
-      if (match) {
-        server.stdout.off('data', onData);
-        resolve(match[1]);
-      }
-    };
-    server.stdout.on('data', onData);
-    server.once('exit', (code) => reject(new Error(`code-server exited (${code}) before listening; see ${name}-code-server.log`)));
+  const { server, url } = await startCodeServer(dirs, { port: await freePort(), log, env, open: workspace }).catch((error) => {
+    throw new Error(`${error.message}; see ${name}-code-server.log`);
   });
+  const stop = async () => {
+    await stopCodeServer(server);
+    log.end();
+    // The extension host's logs (our output channel among them) are worth keeping.
+    const logs = path.join(dirs.userData, 'logs');
+    if (existsSync(logs)) cpSync(logs, path.join(ARTIFACTS, `${name}-vscode-logs`), { recursive: true });
+    rmSync(home, { recursive: true, force: true });
+  };
+  return openWorkbench(`${url}?folder=${encodeURIComponent(workspace)}`, { name, dirs, installOutput, stop });
+}
 
-  const { chromium } = await import('playwright-core');
-  const context = await chromium.launchPersistentContext(path.join(home, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1400, height: 900 },
-  });
-  context.setDefaultTimeout(60_000);
-  const page = context.pages()[0] ?? (await context.newPage());
+/**
+ * Headless chromium (a fresh profile) on a workbench that already runs at `url`, served by a
+ * code-server that keeps its state in `dirs`. Closing the workbench closes the browser, then calls
+ * `stop` (also when opening fails). The page's console goes to <name>-browser-console.log.
+ */
+export async function openWorkbench(url, { name, dirs, installOutput = '', stop = async () => {} }) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const profile = mkdtempSync(path.join(os.tmpdir(), 'internlm-chromium-'));
   const consoleLog = createWriteStream(path.join(ARTIFACTS, `${name}-browser-console.log`));
-  page.on('console', (m) => consoleLog.write(`[${m.type()}] ${m.text()}\n`));
-  page.on('pageerror', (e) => consoleLog.write(`[pageerror] ${e.message}\n`));
-
-  await page.goto(`${url.replace(/\/?$/, '/')}?folder=${encodeURIComponent(workspace)}`);
-  await page.locator('.monaco-workbench').waitFor();
-  return new Workbench({ page, context, server, home, userData, extensions, name, logs: [log, consoleLog] });
+  let context;
+  const close = async () => {
+    await context?.close().catch(() => undefined);
+    consoleLog.end();
+    rmSync(profile, { recursive: true, force: true });
+    await stop();
+  };
+  try {
+    const { chromium } = await import('playwright-core');
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 900 },
+    });
+    context.setDefaultTimeout(60_000);
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => consoleLog.write(`[${m.type()}] ${m.text()}\n`));
+    page.on('pageerror', (e) => consoleLog.write(`[pageerror] ${e.message}\n`));
+    await page.goto(url);
+    await page.locator('.monaco-workbench').waitFor();
+    return new Workbench({ page, context, dirs, installOutput, name, stop: close });
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 export class Workbench {
-  constructor({ page, context, server, home, userData, extensions, name, logs }) {
+  constructor({ page, context, dirs, installOutput, name, stop }) {
     this.page = page;
     this.context = context;
-    this.server = server;
-    this.home = home;
-    this.userData = userData;
-    this.extensions = extensions;
+    this.extensions = dirs.extensions;
+    /** What `code-server --install-extension` printed. */
+    this.installOutput = installOutput;
     this.name = name;
-    this.logs = logs;
+    this.stop = stop;
   }
 
   /** Saves test-artifacts/e2e/<name>.png and returns its path. */
@@ -267,7 +230,8 @@ export class Workbench {
   }
 
   chatLocator() {
-    return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    // Ours among the workbench's webviews (a Welcome page is one too).
+    return this.page.frameLocator(`iframe.webview.ready[src*="extensionId=${EXTENSION_ID}"]`).frameLocator('#active-frame');
   }
 
   /** The editor's cursor position as the status bar shows it, e.g. "Ln 5, Col 5". */
@@ -306,16 +270,6 @@ export class Workbench {
   }
 
   async close() {
-    await this.context.close().catch(() => undefined);
-    if (this.server.exitCode === null) {
-      const exited = new Promise((resolve) => this.server.once('exit', resolve));
-      this.server.kill('SIGTERM');
-      await exited;
-    }
-    // The extension host's logs (our output channel among them) are worth keeping.
-    const logs = path.join(this.userData, 'logs');
-    if (existsSync(logs)) cpSync(logs, path.join(ARTIFACTS, `${this.name}-vscode-logs`), { recursive: true });
-    for (const log of this.logs) log.end();
-    rmSync(this.home, { recursive: true, force: true });
+    await this.stop();
   }
 }

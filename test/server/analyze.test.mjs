@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { scriptedModel, settings, startServer, tinyModel, tmpDir } from './support.mjs';
+import { scriptedModel } from '../fixtures/scripted-model.mjs';
+import { settings, startServer, tinyModel, tmpDir } from './support.mjs';
 
 const uri = 'file:///project/app.py';
 const text = 'import os\n\ndef main():\n    print(os.environ["HOME"])\n';

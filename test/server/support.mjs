@@ -1,8 +1,8 @@
-// Shared by the server tests: tiny generated models, a "scripted" model whose greedy output is a
-// chosen text, a JSON-RPC client speaking LSP to a spawned `node dist/server.js --stdio`, and
-// loading TypeScript modules (bundled with esbuild) for unit tests of pure functions.
+// Shared by the server tests: tiny generated models, a JSON-RPC client speaking LSP to a spawned
+// `node dist/server.js --stdio`, and loading TypeScript modules (bundled with esbuild) for unit
+// tests of pure functions. The "scripted" model (a chosen greedy answer) is in test/fixtures/.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import { createMessageConnection, ProgressType, StreamMessageReader, StreamMessageWriter, CancellationTokenSource } from 'vscode-jsonrpc/node.js';
 import { makeModel } from '../fixtures/make-model.mjs';
-import { ggufLayout } from '../fixtures/gguf-layout.mjs';
 
 const require = createRequire(import.meta.url);
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,47 +25,6 @@ export function tmpDir(prefix) {
 export async function tinyModel(dir, options = {}) {
   const made = await makeModel({ dir, vocab: 'internlm2', formats: ['gguf-f32'], ...options });
   return made.paths['gguf-f32'];
-}
-
-/**
- * A tiny model whose greedy continuation of any prompt ending in "assistant\n" is `text` and then
- * <|im_end|>. Attention and FFN outputs are zeroed, so the next token depends on the last token
- * only; each token of the script gets a one-hot embedding and the output matrix maps it to the
- * next one. The script's tokens must be distinct.
- */
-export async function scriptedModel(dir, text) {
-  const file = await tinyModel(dir);
-  const { loadTokenizer } = require(path.join(root, 'dist', 'engine.js'));
-  const tokenizer = loadTokenizer(file);
-  const trigger = tokenizer.encode('assistant\n').at(-1);
-  const imEnd = tokenizer.encode('<|im_end|>', { special: true });
-  const chain = [trigger, ...tokenizer.encode(text), ...imEnd];
-  if (new Set(chain).size !== chain.length) throw new Error(`scripted text must tokenize to distinct tokens: ${chain}`);
-
-  const buf = readFileSync(file);
-  const layout = ggufLayout(buf);
-  const tensor = (name) => {
-    const t = layout.tensors.find((x) => x.name === name);
-    if (!t || t.type !== 0) throw new Error(`${name}: expected an F32 tensor`);
-    const count = t.dims.reduce((a, b) => a * b, 1);
-    return { dims: t.dims, data: new Float32Array(buf.buffer, buf.byteOffset + layout.dataStart + t.offset, count) };
-  };
-  for (const t of layout.tensors) {
-    if (/attn_output|ffn_down/.test(t.name)) tensor(t.name).data.fill(0);
-  }
-  tensor('output_norm.weight').data.fill(1);
-  const embd = tensor('token_embd.weight');
-  const output = tensor('output.weight');
-  const dim = embd.dims[0];
-  if (chain.length - 1 > dim) throw new Error(`script too long: ${chain.length - 1} tokens, the model has ${dim} dimensions`);
-  output.data.fill(0);
-  for (let i = 0; i + 1 < chain.length; i++) {
-    embd.data.fill(0, chain[i] * dim, (chain[i] + 1) * dim);
-    embd.data[chain[i] * dim + i] = 1;
-    output.data[chain[i + 1] * dim + i] = 20;
-  }
-  writeFileSync(file, buf);
-  return file;
 }
 
 /** Bundles a TypeScript module of the server and loads it (for unit tests of pure functions). */

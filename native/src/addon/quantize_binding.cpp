@@ -1,4 +1,4 @@
-// quantizeModel(input, output, type, {threads}, onProgress) -> Promise<{type, bytes, tensors, types}>:
+// quantizeModel(input, output, type, {threads, leaveOutputTensor}, onProgress) -> Promise<{type, bytes, tensors, types}>:
 // the native side of `internlm quantize` (quant/quantize_model.h), run off the event loop.
 #include <memory>
 
@@ -20,9 +20,11 @@ Napi::Value QuantizeModel(const Napi::CallbackInfo& info) {
     options.output = info[1].As<Napi::String>().Utf8Value();
     options.type = info[2].As<Napi::String>().Utf8Value();
     if (info[3].IsObject()) {
-      const Napi::Value threads = info[3].As<Napi::Object>().Get("threads");
+      const Napi::Object o = info[3].As<Napi::Object>();
+      const Napi::Value threads = o.Get("threads");
       if (threads.IsNumber()) options.threads = threads.As<Napi::Number>().Int32Value();
       if (options.threads < 0 || options.threads > 1024) throw Error("threads must be between 1 and 1024");
+      options.leave_output = o.Get("leaveOutputTensor").ToBoolean();
     }
     auto progress = std::make_shared<Napi::FunctionReference>();
     if (info[4].IsFunction()) *progress = Napi::Persistent(info[4].As<Napi::Function>());

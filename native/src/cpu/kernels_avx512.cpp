@@ -1,6 +1,6 @@
 // AVX-512 float kernels: GEMM tiles of 4 weight rows x 4 activations on 16-lane vectors (each
-// converted weight vector feeds four FMAs during prefill; decode runs 4 x 1 with prefetch), and
-// the attention helpers. Quantized weights: kquant_avx512.cpp.
+// converted weight vector feeds four FMAs during prefill), and the attention helpers. Quantized
+// weights: kquant_avx512.cpp.
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own "undefined vector" idiom (GCC PR 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -11,17 +11,13 @@
 namespace ilm::cpu {
 namespace {
 
-constexpr int kPrefetchBytes = 1024;
-
 struct LoadF32 {
-  static constexpr int kBytes = 4;
   static __m512 vec(const uint8_t* w, int k) { return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + k); }
   static __m512 tail(const uint8_t* w, int k, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(w) + k);
   }
 };
 struct LoadF16 {
-  static constexpr int kBytes = 2;
   static __m512 vec(const uint8_t* w, int k) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k)));
   }
@@ -30,7 +26,6 @@ struct LoadF16 {
   }
 };
 struct LoadBF16 {
-  static constexpr int kBytes = 2;
   static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
   static __m512 vec(const uint8_t* w, int k) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * k))); }
   static __m512 tail(const uint8_t* w, int k, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, w + 2 * k)); }
@@ -50,7 +45,6 @@ inline void float_tile(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ld
     __m512 xv[T];
     for (int t = 0; t < T; t++) xv[t] = _mm512_loadu_ps(x[t] + k);
     for (int r = 0; r < R; r++) {
-      if (T == 1) _mm_prefetch(reinterpret_cast<const char*>(w[r]) + k * L::kBytes + kPrefetchBytes, _MM_HINT_T0);
       const __m512 wv = L::vec(w[r], k);
       for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
     }
@@ -75,11 +69,14 @@ inline void float_rows(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ld
   for (; r < nr; r++) float_tile<L, 1, T>(W + r * ldw, ldw, X, ldx, Y + r, ldy, n);
 }
 
+// Single activations (decode) go one weight row at a time: one sequential stream is what the
+// hardware prefetcher follows best (measured 25 GB/s against 17 GB/s for 4 interleaved rows).
 template <typename L>
 void gemm_float(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int nt, int n) {
   int t = 0;
   for (; t + 4 <= nt; t += 4) float_rows<L, 4>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
-  for (; t < nt; t++) float_rows<L, 1>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
+  for (; t < nt; t++)
+    for (int r = 0; r < nr; r++) float_tile<L, 1, 1>(W + r * ldw, ldw, X + t * ldx, ldx, Y + t * ldy + r, ldy, n);
 }
 
 float dot_f32(const float* a, const float* b, int n) {

@@ -2,11 +2,11 @@
 // Every quantized weight block in one of two canonical integer forms, so that one dot-product
 // engine per form serves all types (the SIMD files unpack into registers with the same meaning):
 //
-//  LegacyBlock (32 weights):  w_j = d * (u_j - offset) + m     u_j in 0..255 (unsigned levels)
-//  KBlock (256 weights):      w_e = d * sc[e/16] * u_e - dmin * mn[e/16]
+//  LegacyBlock (32 weights):  w_j = d * v_j + m     v_j signed levels (q - offset, or q for Q4_1/Q5_1)
+//  KBlock (256 weights):      w_e = d * sc[e/16] * u_e - dmin * mn[e/16]     u_e unsigned levels
 //
 // Against activations x = dx * q (ActFormat Q8_0 / Q8_K) the dot products become integer sums:
-//  legacy:  d * dx * (sum u q - offset * sum q) + m * dx * sum q
+//  legacy:  d * dx * sum v q  +  m * s          (s = dx * sum q, as llama.cpp's Q8_1 stores it)
 //  K:       d * dx * sum_j sc_j sum_(e in j) u_e q_e  -  dmin * dx * sum_j mn_j bsum_j
 #include <cstdint>
 
@@ -15,10 +15,9 @@
 namespace ilm::cpu {
 
 struct LegacyBlock {
-  uint8_t u[32];
+  int8_t v[32];
   float d;
-  float m;     // Q4_1/Q5_1 minimum, else 0
-  int offset;  // 8 (Q4_0), 16 (Q5_0), 128 (Q8_0 stored as q + 128), 0 (Q4_1, Q5_1)
+  float m;  // Q4_1/Q5_1 minimum, else 0
 };
 
 struct KBlock {

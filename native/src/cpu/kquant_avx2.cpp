@@ -1,7 +1,7 @@
 // AVX2 kernels for quantized weights (the same canonical forms as kquant.h, on 32-byte vectors):
 // K-quant super-blocks are unpacked once per row and group of up to 4 activations, then
-// vpmaddubsw + vpmaddwd with the integer sub-block scales; 32-blocks use vpmaddubsw + vpmaddwd
-// with the level offset folded in as an integer start value.
+// vpmaddubsw + vpmaddwd with the integer sub-block scales; 32-blocks multiply the unsigned
+// activations with their signed levels (vpmaddubsw + vpmaddwd), the +128 removed per row.
 #include <immintrin.h>
 
 #include <cstring>
@@ -36,13 +36,19 @@ inline __m256i move_bit(__m256i v, int from, int to, int width = 1) {
 // ---------------------------------------------------------------- K-quants
 
 // u[c]: levels of elements 32c..32c+31; sc[c]: the scale of each int16 pair product (lanes 0-7
-// sub-block 2c, lanes 8-15 sub-block 2c + 1); mn: the 16 sub-block mins.
+// sub-block 2c, lanes 8-15 sub-block 2c + 1); mins: the 16 sub-block minimums times dmin.
 struct KRegs {
   __m256i u[8];
   __m256i sc[8];
-  __m256i mn;
-  float d, dmin;
+  __m256 mins[2];
+  float d;
 };
+
+inline void set_mins(__m256i mn16, float dmin, KRegs& k) {
+  const __m256 dm = _mm256_set1_ps(dmin);
+  k.mins[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(mn16))), dm);
+  k.mins[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(mn16, 1))), dm);
+}
 
 // pshufb masks picking int16 word j (low half) and j + 1 (high half) of a broadcast 128-bit lane.
 struct WordPairMasks {
@@ -69,9 +75,8 @@ inline void unpack_q2_k(const uint8_t* p, KRegs& k) {
   for (int c = 0; c < 8; c++) k.u[c] = two_bit_levels(b->qs, c);
   const __m128i s = load128(b->scales);
   expand_scales16(_mm256_cvtepu8_epi16(_mm_and_si128(s, _mm_set1_epi8(0xF))), k);
-  k.mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0xF)));
+  set_mins(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0xF))), half_to_float(b->dmin), k);
   k.d = half_to_float(b->d);
-  k.dmin = half_to_float(b->dmin);
 }
 
 // Q3_K's 16 six-bit scales minus 32 (see kquant_avx512.cpp).
@@ -90,12 +95,12 @@ inline void unpack_q3_k(const uint8_t* p, KRegs& k) {
   for (int c = 0; c < 8; c++) k.u[c] = _mm256_or_si256(two_bit_levels(b->qs, c), move_bit(hm, c, 2));
   const __m256i s16 = _mm256_cvtepi8_epi16(q3_k_scales(b->scales));
   expand_scales16(s16, k);
-  k.mn = _mm256_slli_epi16(s16, 2);
-  k.d = k.dmin = half_to_float(b->d);
+  k.d = half_to_float(b->d);
+  set_mins(_mm256_slli_epi16(s16, 2), k.d, k);
 }
 
 // Q4_K/Q5_K: 6-bit scales (bytes 0..7) and mins (8..15) duplicated per 16-element half.
-inline void scales_k4(const uint8_t* packed, KRegs& k) {
+inline void scales_k4(const uint8_t* packed, float dmin, KRegs& k) {
   uint32_t w[3];
   std::memcpy(w, packed, 12);
   const uint32_t m6 = 0x3f3f3f3f, lo = 0x0f0f0f0f, hi = 0x03030303;
@@ -103,7 +108,7 @@ inline void scales_k4(const uint8_t* packed, KRegs& k) {
                          ((w[2] >> 4) & lo) | (((w[1] >> 6) & hi) << 4)};
   const __m128i sm = load128(s);
   expand_scales16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)), k);
-  k.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+  set_mins(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)), dmin, k);
 }
 
 inline void nibbles_k4(const uint8_t* qs, KRegs& k) {
@@ -118,9 +123,8 @@ inline void nibbles_k4(const uint8_t* qs, KRegs& k) {
 inline void unpack_q4_k(const uint8_t* p, KRegs& k) {
   const auto* b = reinterpret_cast<const BlockQ4_K*>(p);
   nibbles_k4(b->qs, k);
-  scales_k4(b->scales, k);
+  scales_k4(b->scales, half_to_float(b->dmin), k);
   k.d = half_to_float(b->d);
-  k.dmin = half_to_float(b->dmin);
 }
 
 inline void unpack_q5_k(const uint8_t* p, KRegs& k) {
@@ -128,9 +132,8 @@ inline void unpack_q5_k(const uint8_t* p, KRegs& k) {
   nibbles_k4(b->qs, k);
   const __m256i qh = load256(b->qh);
   for (int c = 0; c < 8; c++) k.u[c] = _mm256_or_si256(k.u[c], move_bit(qh, c, 4));
-  scales_k4(b->scales, k);
+  scales_k4(b->scales, half_to_float(b->dmin), k);
   k.d = half_to_float(b->d);
-  k.dmin = half_to_float(b->dmin);
 }
 
 inline void unpack_q6_k(const uint8_t* p, KRegs& k) {
@@ -146,15 +149,16 @@ inline void unpack_q6_k(const uint8_t* p, KRegs& k) {
   }
   const __m256i s16 = _mm256_cvtepi8_epi16(load128(b->scales));
   expand_scales16(s16, k);
-  k.mn = _mm256_slli_epi16(s16, 5);
-  k.d = k.dmin = half_to_float(b->d);
+  k.d = half_to_float(b->d);
+  set_mins(_mm256_slli_epi16(s16, 5), k.d, k);
 }
 
 template <int T, void (*Unpack)(const uint8_t*, KRegs&)>
-inline void k_row(const uint8_t* w, size_t block_bytes, const ActQ8_K* x, float* y, size_t ldy, int n) {
+inline void k_row(const uint8_t* w, size_t block_bytes, const uint8_t* X, size_t ldx, float* y, size_t ldy, int n) {
   const int nb = n / 256;
+  const uint8_t* x[T];
   __m256 acc[T];
-  for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+  for (int t = 0; t < T; t++) x[t] = X + size_t(t) * ldx, acc[t] = _mm256_setzero_ps();
   for (int i = 0; i < nb; i++) {
     const uint8_t* blk = w + size_t(i) * block_bytes;
     _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes, _MM_HINT_T0);
@@ -165,16 +169,18 @@ inline void k_row(const uint8_t* w, size_t block_bytes, const ActQ8_K* x, float*
     __m256i dot[T];
     for (int c = 0; c < 8; c++) {
       for (int t = 0; t < T; t++) {
-        const __m256i p = _mm256_maddubs_epi16(k.u[c], load256(x[t].q + 256 * i + 32 * c));
+        const __m256i p = _mm256_maddubs_epi16(k.u[c], load256(x[t] + 32 * c));
         const __m256i s = _mm256_madd_epi16(p, k.sc[c]);
         dot[t] = c == 0 ? s : _mm256_add_epi32(dot[t], s);
       }
     }
+    const __m256 d = _mm256_set1_ps(k.d);
     for (int t = 0; t < T; t++) {
-      const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(load256(x[t].bsums + 16 * i), k.mn));
-      const float dx = x[t].d[i];
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[t]), _mm256_set1_ps(k.d * dx), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(mins, _mm256_set1_ps(k.dmin * dx), acc[t]);
+      const ActQ8K a{x[t]};
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[t]), _mm256_mul_ps(d, _mm256_loadu_ps(a.d16())), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(k.mins[0], _mm256_loadu_ps(a.bsums()), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(k.mins[1], _mm256_loadu_ps(a.bsums() + 8), acc[t]);
+      x[t] += kActQ8KBytes;
     }
   }
   for (int t = 0; t < T; t++) y[size_t(t) * ldy] = hsum(acc[t]);
@@ -183,9 +189,7 @@ inline void k_row(const uint8_t* w, size_t block_bytes, const ActQ8_K* x, float*
 template <int T, void (*Unpack)(const uint8_t*, KRegs&)>
 inline void k_rows(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int n,
                    size_t block_bytes) {
-  ActQ8_K x[T];
-  for (int t = 0; t < T; t++) x[t] = act_q8_k(X + size_t(t) * ldx, n);
-  for (int r = 0; r < nr; r++) k_row<T, Unpack>(W + size_t(r) * ldw, block_bytes, x, Y + r, ldy, n);
+  for (int r = 0; r < nr; r++) k_row<T, Unpack>(W + size_t(r) * ldw, block_bytes, X, ldx, Y + r, ldy, n);
 }
 
 template <void (*Unpack)(const uint8_t*, KRegs&), size_t kBlockBytes>
@@ -198,8 +202,10 @@ void gemm_k(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y
 
 // ---------------------------------------------------------------- 32-element blocks
 
+// One block: v = signed levels, start = -128 * sum(v) per 4-level lane group (removes the +128 of
+// the unsigned activations), d and m (Q4_1/Q5_1) scalars.
 struct LRegs {
-  __m256i u;  // levels (Q8_0: the signed values themselves)
+  __m256i v, start;
   float d, m;
 };
 
@@ -220,79 +226,91 @@ inline __m256i fifth_bits(const uint8_t* qh) {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
+inline __m256i ones16() { return _mm256_set1_epi16(1); }
+
+inline void set_levels(__m256i u, int offset, LRegs& l) {
+  l.v = _mm256_sub_epi8(u, _mm256_set1_epi8(char(offset)));
+  const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(char(0x80)), l.v), ones16());
+  l.start = _mm256_sub_epi32(_mm256_setzero_si256(), sum);
+}
+
 inline void unpack_q4_0(const uint8_t* w, int i, LRegs& l) {
   const auto& b = reinterpret_cast<const BlockQ4_0*>(w)[i];
-  l.u = nibbles(b.qs);
+  set_levels(nibbles(b.qs), 8, l);
   l.d = half_to_float(b.d);
 }
 inline void unpack_q4_1(const uint8_t* w, int i, LRegs& l) {
   const auto& b = reinterpret_cast<const BlockQ4_1*>(w)[i];
-  l.u = nibbles(b.qs);
+  set_levels(nibbles(b.qs), 0, l);
   l.d = half_to_float(b.d);
   l.m = half_to_float(b.m);
 }
 inline void unpack_q5_0(const uint8_t* w, int i, LRegs& l) {
   const auto& b = reinterpret_cast<const BlockQ5_0*>(w)[i];
-  l.u = _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+  set_levels(_mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)), 16, l);
   l.d = half_to_float(b.d);
 }
 inline void unpack_q5_1(const uint8_t* w, int i, LRegs& l) {
   const auto& b = reinterpret_cast<const BlockQ5_1*>(w)[i];
-  l.u = _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh));
+  set_levels(_mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)), 0, l);
   l.d = half_to_float(b.d);
   l.m = half_to_float(b.m);
 }
+// Q8_0 levels span -127..127: 255 x 127 pairs would saturate vpmaddubsw, so they multiply the
+// signed activations through the sign trick instead (start stays zero).
 inline void unpack_q8_0(const uint8_t* w, int i, LRegs& l) {
   const auto& b = reinterpret_cast<const BlockQ8_0*>(w)[i];
-  l.u = load256(b.qs);
+  l.v = load256(b.qs);
+  l.start = _mm256_setzero_si256();
   l.d = half_to_float(b.d);
 }
 
-// kShift: the level offset is 1 << kShift (none when negative); kMin: Q4_1/Q5_1 minimums;
-// kSigned: u holds signed values (Q8_0), multiplied through the sign trick instead of an offset,
-// since 255 x 127 pairs would saturate vpmaddubsw.
-template <int T, void (*Unpack)(const uint8_t*, int, LRegs&), int kShift, bool kMin, bool kSigned, size_t kBlockBytes>
-inline void legacy_row(const uint8_t* w, const ActQ8_0* x, float* y, size_t ldy, int n) {
+// kMin: Q4_1/Q5_1 minimums; kSigned: Q8_0 (see unpack_q8_0).
+template <int T, void (*Unpack)(const uint8_t*, int, LRegs&), bool kMin, bool kSigned, size_t kBlockBytes>
+inline void legacy_row(const uint8_t* w, const uint8_t* X, size_t ldx, float* y, size_t ldy, int n) {
   const int nb = n / 32;
-  const __m256i ones = _mm256_set1_epi16(1);
+  const uint8_t* x[T];
   __m256 acc[T];
-  for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+  for (int t = 0; t < T; t++) x[t] = X + size_t(t) * ldx, acc[t] = _mm256_setzero_ps();
   for (int i = 0; i < nb; i++) {
     _mm_prefetch(reinterpret_cast<const char*>(w + i * kBlockBytes) + kPrefetchBytes, _MM_HINT_T0);
     LRegs l;
     Unpack(w, i, l);
     const __m256 d = _mm256_set1_ps(l.d);
-    const __m256i magnitude = kSigned ? _mm256_sign_epi8(l.u, l.u) : l.u;
+    const __m256i magnitude = kSigned ? _mm256_sign_epi8(l.v, l.v) : l.v;
+    const int half = i % 2;
     for (int t = 0; t < T; t++) {
-      __m256i xq = load256(x[t].q + 32 * i);
-      if (kSigned) xq = _mm256_sign_epi8(xq, l.u);
-      __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, xq), ones);
-      if constexpr (kShift >= 0) dot = _mm256_add_epi32(dot, _mm256_slli_epi32(load256(x[t].neg_sum + 8 * i), kShift));
-      const __m256 scale = _mm256_mul_ps(d, _mm256_loadu_ps(x[t].d + 8 * i));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[t]);
-      if constexpr (kMin) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(l.m), _mm256_loadu_ps(x[t].s + 8 * i), acc[t]);
+      const ActPair a{x[t]};
+      __m256i p;
+      if (kSigned) {
+        const __m256i xq = _mm256_xor_si256(load256(a.xu(half)), _mm256_set1_epi8(char(0x80)));
+        p = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xq, l.v));
+      } else {
+        p = _mm256_maddubs_epi16(load256(a.xu(half)), l.v);
+      }
+      const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(p, ones16()), l.start);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(d, _mm256_loadu_ps(a.d(half))), acc[t]);
+      if constexpr (kMin) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(l.m), _mm256_loadu_ps(a.s(half)), acc[t]);
+      if (half) x[t] += kActPairBytes;
     }
   }
   for (int t = 0; t < T; t++) y[size_t(t) * ldy] = hsum(acc[t]);
 }
 
-template <int T, void (*Unpack)(const uint8_t*, int, LRegs&), int kShift, bool kMin, bool kSigned, size_t kBlockBytes>
+template <int T, void (*Unpack)(const uint8_t*, int, LRegs&), bool kMin, bool kSigned, size_t kBlockBytes>
 inline void legacy_rows(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int n) {
-  ActQ8_0 x[T];
-  for (int t = 0; t < T; t++) x[t] = act_q8_0(X + size_t(t) * ldx, n);
-  for (int r = 0; r < nr; r++)
-    legacy_row<T, Unpack, kShift, kMin, kSigned, kBlockBytes>(W + size_t(r) * ldw, x, Y + r, ldy, n);
+  for (int r = 0; r < nr; r++) legacy_row<T, Unpack, kMin, kSigned, kBlockBytes>(W + size_t(r) * ldw, X, ldx, Y + r, ldy, n);
 }
 
-template <void (*Unpack)(const uint8_t*, int, LRegs&), int kShift, bool kMin, bool kSigned, size_t kBlockBytes>
+template <void (*Unpack)(const uint8_t*, int, LRegs&), bool kMin, bool kSigned, size_t kBlockBytes>
 void gemm_legacy(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y, size_t ldy, int nr, int nt, int n) {
   int t = 0;
   for (; t + 4 <= nt; t += 4)
-    legacy_rows<4, Unpack, kShift, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
+    legacy_rows<4, Unpack, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
   if (nt - t >= 2)
-    legacy_rows<2, Unpack, kShift, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n), t += 2;
+    legacy_rows<2, Unpack, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n), t += 2;
   if (nt - t >= 1)
-    legacy_rows<1, Unpack, kShift, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
+    legacy_rows<1, Unpack, kMin, kSigned, kBlockBytes>(W, ldw, X + t * ldx, ldx, Y + t * ldy, ldy, nr, n);
 }
 
 // ---------------------------------------------------------------- activation quantizers
@@ -318,13 +336,10 @@ inline __m256i pack_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
 }
 
 void quantize_q8_0(const float* x, uint8_t* row, int n) {
-  const ActQ8_0 a = act_q8_0(row, n);
-  auto* q = const_cast<int8_t*>(a.q);
-  auto* d8 = const_cast<float*>(a.d);
-  auto* s8 = const_cast<float*>(a.s);
-  auto* neg8 = const_cast<int32_t*>(a.neg_sum);
+  const int nb = n / 32;
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  for (int i = 0; i < n / 32; i++) {
+  for (int i = 0; i < nb; i++) {
+    const ActPair a = act_pair(row, i);
     __m256 v[4];
     __m256 m = _mm256_setzero_ps();
     for (int j = 0; j < 4; j++) {
@@ -336,21 +351,26 @@ void quantize_q8_0(const float* x, uint8_t* row, int n) {
     const __m256 id = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
     __m256i qi[4];
     for (int j = 0; j < 4; j++) qi[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * i), pack_i8(qi[0], qi[1], qi[2], qi[3]));
+    const __m256i q = pack_i8(qi[0], qi[1], qi[2], qi[3]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(const_cast<uint8_t*>(a.xu(i % 2))), _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))));
     const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3])));
-    _mm256_storeu_ps(d8 + 8 * i, _mm256_set1_ps(d));
-    _mm256_storeu_ps(s8 + 8 * i, _mm256_set1_ps(d * float(sum) * 0.125f));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(neg8 + 8 * i), _mm256_setr_epi32(-sum, 0, 0, 0, 0, 0, 0, 0));
+    const float s = _cvtsh_ss(_cvtss_sh(amax / 127.0f * float(sum), _MM_FROUND_TO_NEAREST_INT)) * 0.125f;
+    _mm256_storeu_ps(const_cast<float*>(a.d(i % 2)), _mm256_set1_ps(d));
+    _mm256_storeu_ps(const_cast<float*>(a.s(i % 2)), _mm256_set1_ps(s));
+  }
+  if (nb % 2) {  // the zero block pairing an odd last one
+    const ActPair a = act_pair(row, nb);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(const_cast<uint8_t*>(a.xu(1))), _mm256_set1_epi8(char(0x80)));
+    _mm256_storeu_ps(const_cast<float*>(a.d(1)), _mm256_setzero_ps());
+    _mm256_storeu_ps(const_cast<float*>(a.s(1)), _mm256_setzero_ps());
   }
 }
 
 void quantize_q8_k(const float* x, uint8_t* row, int n) {
-  const ActQ8_K a = act_q8_k(row, n);
-  auto* q = const_cast<int8_t*>(a.q);
-  auto* d = const_cast<float*>(a.d);
-  auto* bsums = const_cast<int16_t*>(a.bsums);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int i = 0; i < n / 256; i++) {
+    const ActQ8K a = act_q8_k(row, i);
+    uint8_t* out = const_cast<uint8_t*>(a.p);
     const float* v = x + 256 * i;
     __m256 m = _mm256_setzero_ps();
     for (int j = 0; j < 256; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + j)));
@@ -362,27 +382,30 @@ void quantize_q8_k(const float* x, uint8_t* row, int n) {
         break;
       }
     const float iscale = amax != 0 ? -127.0f / max : 0.0f;
+    const float d = amax != 0 ? 1 / iscale : 0.0f;
     const __m256 is = _mm256_set1_ps(iscale);
+    auto* d16 = const_cast<float*>(a.d16());
+    auto* bsums = const_cast<float*>(a.bsums());
     for (int j = 0; j < 256; j += 32) {
       __m256i qi[4];
       for (int k = 0; k < 4; k++)
         qi[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(v + j + 8 * k), is)), _mm256_set1_epi32(127));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 256 * i + j), pack_i8(qi[0], qi[1], qi[2], qi[3]));
-      bsums[16 * i + j / 16] = int16_t(hsum_i32(_mm256_add_epi32(qi[0], qi[1])));
-      bsums[16 * i + j / 16 + 1] = int16_t(hsum_i32(_mm256_add_epi32(qi[2], qi[3])));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), pack_i8(qi[0], qi[1], qi[2], qi[3]));
+      bsums[j / 16] = d * float(hsum_i32(_mm256_add_epi32(qi[0], qi[1])));
+      bsums[j / 16 + 1] = d * float(hsum_i32(_mm256_add_epi32(qi[2], qi[3])));
     }
-    d[i] = amax != 0 ? 1 / iscale : 0.0f;
+    for (int j = 0; j < 16; j += 8) _mm256_storeu_ps(d16 + j, _mm256_set1_ps(d));
   }
 }
 
 }  // namespace
 
 void add_quant_kernels_avx2(KernelTable& t) {
-  t.gemm_q4_0 = gemm_legacy<unpack_q4_0, 3, false, false, sizeof(BlockQ4_0)>;
-  t.gemm_q4_1 = gemm_legacy<unpack_q4_1, -1, true, false, sizeof(BlockQ4_1)>;
-  t.gemm_q5_0 = gemm_legacy<unpack_q5_0, 4, false, false, sizeof(BlockQ5_0)>;
-  t.gemm_q5_1 = gemm_legacy<unpack_q5_1, -1, true, false, sizeof(BlockQ5_1)>;
-  t.gemm_q8_0 = gemm_legacy<unpack_q8_0, -1, false, true, sizeof(BlockQ8_0)>;
+  t.gemm_q4_0 = gemm_legacy<unpack_q4_0, false, false, sizeof(BlockQ4_0)>;
+  t.gemm_q4_1 = gemm_legacy<unpack_q4_1, true, false, sizeof(BlockQ4_1)>;
+  t.gemm_q5_0 = gemm_legacy<unpack_q5_0, false, false, sizeof(BlockQ5_0)>;
+  t.gemm_q5_1 = gemm_legacy<unpack_q5_1, true, false, sizeof(BlockQ5_1)>;
+  t.gemm_q8_0 = gemm_legacy<unpack_q8_0, false, true, sizeof(BlockQ8_0)>;
   t.gemm_q2_k = gemm_k<unpack_q2_k, sizeof(BlockQ2_K)>;
   t.gemm_q3_k = gemm_k<unpack_q3_k, sizeof(BlockQ3_K)>;
   t.gemm_q4_k = gemm_k<unpack_q4_k, sizeof(BlockQ4_K)>;

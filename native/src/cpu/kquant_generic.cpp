@@ -14,44 +14,45 @@ namespace ilm::cpu {
 using namespace quant;
 
 void unpack_legacy(DType type, const uint8_t* row, int i, LegacyBlock& out) {
-  auto nibbles = [&](const uint8_t* qs, const uint8_t* qh) {
+  // Levels from nibbles and optional fifth bits, minus the type's offset.
+  auto levels = [&](const uint8_t* qs, const uint8_t* qh, int offset) {
     uint32_t high = 0;
     if (qh) std::memcpy(&high, qh, 4);
     for (int j = 0; j < 16; j++) {
-      out.u[j] = uint8_t((qs[j] & 0xF) | (((high >> j) & 1) << 4));
-      out.u[j + 16] = uint8_t((qs[j] >> 4) | (((high >> (j + 16)) & 1) << 4));
+      out.v[j] = int8_t(((qs[j] & 0xF) | (((high >> j) & 1) << 4)) - offset);
+      out.v[j + 16] = int8_t(((qs[j] >> 4) | (((high >> (j + 16)) & 1) << 4)) - offset);
     }
   };
   out.m = 0;
   switch (type) {
     case DType::Q4_0: {
       const auto& b = reinterpret_cast<const BlockQ4_0*>(row)[i];
-      nibbles(b.qs, nullptr);
-      out.d = fp16_to_f32(b.d), out.offset = 8;
+      levels(b.qs, nullptr, 8);
+      out.d = fp16_to_f32(b.d);
       return;
     }
     case DType::Q4_1: {
       const auto& b = reinterpret_cast<const BlockQ4_1*>(row)[i];
-      nibbles(b.qs, nullptr);
-      out.d = fp16_to_f32(b.d), out.m = fp16_to_f32(b.m), out.offset = 0;
+      levels(b.qs, nullptr, 0);
+      out.d = fp16_to_f32(b.d), out.m = fp16_to_f32(b.m);
       return;
     }
     case DType::Q5_0: {
       const auto& b = reinterpret_cast<const BlockQ5_0*>(row)[i];
-      nibbles(b.qs, b.qh);
-      out.d = fp16_to_f32(b.d), out.offset = 16;
+      levels(b.qs, b.qh, 16);
+      out.d = fp16_to_f32(b.d);
       return;
     }
     case DType::Q5_1: {
       const auto& b = reinterpret_cast<const BlockQ5_1*>(row)[i];
-      nibbles(b.qs, b.qh);
-      out.d = fp16_to_f32(b.d), out.m = fp16_to_f32(b.m), out.offset = 0;
+      levels(b.qs, b.qh, 0);
+      out.d = fp16_to_f32(b.d), out.m = fp16_to_f32(b.m);
       return;
     }
     case DType::Q8_0: {
       const auto& b = reinterpret_cast<const BlockQ8_0*>(row)[i];
-      for (int j = 0; j < 32; j++) out.u[j] = uint8_t(b.qs[j] + 128);
-      out.d = fp16_to_f32(b.d), out.offset = 128;
+      std::memcpy(out.v, b.qs, 32);
+      out.d = fp16_to_f32(b.d);
       return;
     }
     default: break;
@@ -137,11 +138,11 @@ void gemm_legacy(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, flo
       for (int i = 0; i < nb; i++) {
         unpack_legacy(kType, W + size_t(r) * ldw, i, blk);
         for (int t = 0; t < tn; t++) {
-          const ActQ8_0 x = act_q8_0(X + size_t(t0 + t) * ldx, n);
+          const ActPair x = act_pair(X + size_t(t0 + t) * ldx, i);
+          const uint8_t* xu = x.xu(i % 2);
           int32_t dot = 0;
-          for (int j = 0; j < 32; j++) dot += int32_t(blk.u[j]) * x.q[32 * i + j];
-          const int32_t qsum = -x.neg_sum[8 * i];
-          sum[t] += blk.d * x.d[8 * i] * float(dot - blk.offset * qsum) + blk.m * x.d[8 * i] * float(qsum);
+          for (int j = 0; j < 32; j++) dot += int32_t(blk.v[j]) * (int32_t(xu[j]) - 128);
+          sum[t] += blk.d * x.d(i % 2)[0] * float(dot) + blk.m * x.s(i % 2)[0] * 8.0f;
         }
       }
       for (int t = 0; t < tn; t++) Y[size_t(t0 + t) * ldy + r] = sum[t];
@@ -160,15 +161,16 @@ void gemm_k(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y
       for (int i = 0; i < nb; i++) {
         unpack_k(kType, W + size_t(r) * ldw, i, blk);
         for (int t = 0; t < tn; t++) {
-          const ActQ8_K x = act_q8_k(X + size_t(t0 + t) * ldx, n);
-          int32_t dot = 0, mins = 0;
+          const ActQ8K x = act_q8_k(X + size_t(t0 + t) * ldx, i);
+          int32_t dot = 0;
+          float mins = 0;
           for (int j = 0; j < 16; j++) {
             int32_t part = 0;
-            for (int e = 16 * j; e < 16 * j + 16; e++) part += int32_t(blk.u[e]) * x.q[256 * i + e];
+            for (int e = 16 * j; e < 16 * j + 16; e++) part += int32_t(blk.u[e]) * x.q()[e];
             dot += blk.sc[j] * part;
-            mins += blk.mn[j] * x.bsums[16 * i + j];
+            mins += blk.dmin * float(blk.mn[j]) * x.bsums()[j];
           }
-          sum[t] += blk.d * x.d[i] * float(dot) - blk.dmin * x.d[i] * float(mins);
+          sum[t] += blk.d * x.d() * float(dot) - mins;
         }
       }
       for (int t = 0; t < tn; t++) Y[size_t(t0 + t) * ldy + r] = sum[t];
@@ -177,14 +179,19 @@ void gemm_k(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float* Y
 }
 
 // llama.cpp's activation rounding (its AVX2 quantize_row_q8_0): d = amax / 127 stored as fp16,
-// q = round-half-even(x * 127 / amax).
+// q = round-half-even(x * 127 / amax); s as its Q8_1 (for Q4_1/Q5_1): fp16(amax / 127 * sum(q)).
 void quantize_q8_0(const float* x, uint8_t* row, int n) {
-  auto* q = reinterpret_cast<int8_t*>(row);
-  float* d8 = reinterpret_cast<float*>(row + n);
   const int nb = n / 32;
-  float* s8 = d8 + 8 * nb;
-  auto* neg_sum8 = reinterpret_cast<int32_t*>(s8 + 8 * nb);
-  for (int i = 0; i < nb; i++) {
+  std::memset(row, 0, act_row_bytes(ActFormat::Q8_0, n));
+  for (int i = 0; i < nb + nb % 2; i++) {
+    const ActPair a = act_pair(row, i);
+    auto* xu = const_cast<uint8_t*>(a.xu(i % 2));
+    auto* d8 = const_cast<float*>(a.d(i % 2));
+    auto* s8 = const_cast<float*>(a.s(i % 2));
+    if (i == nb) {  // the zero block pairing an odd last one
+      std::memset(xu, 128, 32);
+      continue;
+    }
     const float* v = x + 32 * i;
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(v[j]));
@@ -192,37 +199,36 @@ void quantize_q8_0(const float* x, uint8_t* row, int n) {
     const float id = amax != 0 ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int j = 0; j < 32; j++) {
-      q[32 * i + j] = int8_t(std::nearbyint(v[j] * id));
-      sum += q[32 * i + j];
+      const int q = int(std::nearbyint(v[j] * id));
+      xu[j] = uint8_t(q + 128);
+      sum += q;
     }
-    for (int l = 0; l < 8; l++) {
-      d8[8 * i + l] = d;
-      s8[8 * i + l] = d * float(sum) * 0.125f;
-      neg_sum8[8 * i + l] = l == 0 ? -sum : 0;
-    }
+    const float s = fp16_to_f32(f32_to_fp16(amax / 127.0f * float(sum))) * 0.125f;
+    for (int l = 0; l < 8; l++) d8[l] = d, s8[l] = s;
   }
 }
 
 // ggml's quantize_row_q8_K_ref, which llama.cpp uses on x86: the signed value of largest
 // magnitude maps to -127.
 void quantize_q8_k(const float* x, uint8_t* row, int n) {
-  const ActQ8_K a = act_q8_k(row, n);
-  auto* q = const_cast<int8_t*>(a.q);
-  auto* d = const_cast<float*>(a.d);
-  auto* bsums = const_cast<int16_t*>(a.bsums);
   for (int i = 0; i < n / 256; i++) {
+    const ActQ8K a = act_q8_k(row, i);
+    auto* q = const_cast<int8_t*>(a.q());
+    auto* d16 = const_cast<float*>(a.d16());
+    auto* bsums = const_cast<float*>(a.bsums());
     const float* v = x + 256 * i;
     float max = 0, amax = 0;
     for (int j = 0; j < 256; j++)
       if (std::fabs(v[j]) > amax) amax = std::fabs(v[j]), max = v[j];
     const float iscale = amax != 0 ? -127.0f / max : 0.0f;
-    for (int j = 0; j < 256; j++) q[256 * i + j] = int8_t(std::min(127, int(std::nearbyint(iscale * v[j]))));
+    const float d = amax != 0 ? 1 / iscale : 0.0f;
+    for (int j = 0; j < 256; j++) q[j] = int8_t(std::min(127, int(std::nearbyint(iscale * v[j]))));
     for (int j = 0; j < 16; j++) {
       int sum = 0;
-      for (int l = 0; l < 16; l++) sum += q[256 * i + 16 * j + l];
-      bsums[16 * i + j] = int16_t(sum);
+      for (int l = 0; l < 16; l++) sum += q[16 * j + l];
+      bsums[j] = d * float(sum);
+      d16[j] = d;
     }
-    d[i] = amax != 0 ? 1 / iscale : 0.0f;
   }
 }
 

@@ -30,7 +30,8 @@ struct FileType {
 constexpr FileType kFileTypes[] = {
     {"Q8_0", 7, DType::Q8_0},    {"Q4_0", 2, DType::Q4_0},    {"Q5_0", 8, DType::Q5_0},
     {"Q2_K", 10, DType::Q2_K},   {"Q3_K_M", 12, DType::Q3_K}, {"Q4_K_M", 15, DType::Q4_K},
-    {"Q5_K_M", 17, DType::Q5_K}, {"Q6_K", 18, DType::Q6_K},
+    {"Q5_K_M", 17, DType::Q5_K}, {"Q6_K", 18, DType::Q6_K},   {"Q4_1", 3, DType::Q4_1},
+    {"Q5_1", 9, DType::Q5_1},
 };
 
 const FileType& file_type(const std::string& name) {
@@ -115,7 +116,7 @@ struct Plan {
 };
 
 // llama.cpp's quantized files list the non-layer tensors first, then each layer's, by name.
-std::vector<Plan> plan_tensors(const Model& m, const FileType& ft) {
+std::vector<Plan> plan_tensors(const Model& m, const FileType& ft, bool leave_output) {
   const ModelConfig& c = m.config;
   const int n_gqa = c.n_heads / c.n_kv_heads;
   const int64_t hd = c.head_dim, q_rows = int64_t(c.n_heads) * hd, kv_rows = int64_t(c.n_kv_heads) * hd;
@@ -127,7 +128,7 @@ std::vector<Plan> plan_tensors(const Model& m, const FileType& ft) {
     p.rows = rows;
     p.src = &t;
     p.map = map;
-    p.type = tensor_type(ft, role, layer, c.n_layers, n_gqa, p.cols);
+    p.type = role == Role::Output && leave_output ? t.type : tensor_type(ft, role, layer, c.n_layers, n_gqa, p.cols);
     plans.push_back(p);
   };
   auto norm = [&](const std::string& name, const std::vector<float>& v) {
@@ -315,7 +316,7 @@ QuantizeResult quantize_model(const QuantizeOptions& o, const std::function<void
   GgufWriter out(o.output);
   const auto model = load_model(o.input, LoadOptions{}, {});
   const Model& m = *model;
-  const std::vector<Plan> plans = plan_tensors(m, ft);
+  const std::vector<Plan> plans = plan_tensors(m, ft, o.leave_output);
   check_sources(m, plans);
 
   std::unique_ptr<GgufFile> source;

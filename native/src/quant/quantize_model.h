@@ -12,8 +12,9 @@ namespace ilm::quant {
 struct QuantizeOptions {
   std::string input;   // HF directory or .gguf
   std::string output;  // .gguf to write (replaced if it exists)
-  std::string type;    // Q8_0, Q4_0, Q5_0, Q2_K, Q3_K_M, Q4_K_M, Q5_K_M, Q6_K (case-insensitive)
+  std::string type;    // Q8_0, Q4_0, Q5_0, Q2_K, Q3_K_M, Q4_K_M, Q5_K_M, Q6_K, Q4_1, Q5_1 (any case)
   int threads = 0;     // 0: physical cores
+  bool leave_output = false;  // keep output.weight in its source type (llama.cpp's --leave-output-tensor)
 };
 
 struct QuantizeResult {

@@ -2,7 +2,7 @@
 // tokens (one evaluate call per token, taking the top-1 id), so every run decodes --gen-tokens.
 import type { Model } from '../../../native/index';
 import { intOption, parseOptions, requiredString } from '../args';
-import { loadModel } from '../model';
+import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { printJson } from '../output';
 
 export interface BenchResult {
@@ -20,13 +20,13 @@ export async function benchCommand(args: string[]): Promise<void> {
     model: { type: 'string' },
     'prompt-tokens': { type: 'string' },
     'gen-tokens': { type: 'string' },
-    threads: { type: 'string' },
+    ...ENGINE_FLAGS,
     json: { type: 'boolean' },
   });
   const modelPath = requiredString(options, 'model');
   const promptTokens = intOption(options, 'prompt-tokens', { min: 1 }) ?? 256;
   const genTokens = intOption(options, 'gen-tokens', { min: 1 }) ?? 64;
-  const model = await loadModel(modelPath, { threads: intOption(options, 'threads', { min: 1 }) });
+  const model = await loadModel(modelPath, engineOptions(options));
   try {
     const result = await bench(model, promptTokens, genTokens);
     if (options.json) {

@@ -3,8 +3,8 @@
 import readline from 'node:readline';
 import type { Model, Session } from '../../../native/index';
 import { chatTurnTokens, generationPromptTokens, turnEndTokens } from '../../prompt/chatml';
-import { intOption, parseOptions, requiredString } from '../args';
-import { loadModel } from '../model';
+import { parseOptions, requiredString } from '../args';
+import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { reportGeneration } from '../report';
 import { DEFAULT_SAMPLING } from '../sampling';
 
@@ -18,9 +18,9 @@ const MAX_REPLY_TOKENS = 1024;
 type Turns = number[][];
 
 export async function chatCommand(args: string[]): Promise<void> {
-  const options = parseOptions(args, { model: { type: 'string' }, threads: { type: 'string' } });
+  const options = parseOptions(args, { model: { type: 'string' }, ...ENGINE_FLAGS });
   const modelPath = requiredString(options, 'model');
-  const model = await loadModel(modelPath, { threads: intOption(options, 'threads', { min: 1 }) });
+  const model = await loadModel(modelPath, engineOptions(options));
   const session = model.createSession();
   try {
     await converse(model, session);

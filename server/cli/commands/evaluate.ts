@@ -4,7 +4,7 @@ import type { Model, RopeScalingType } from '../../../native/index';
 import { choiceOption, floatOption, intOption, parseOptions, requiredString, tokenListOption, UsageError } from '../args';
 import { textInput } from '../input';
 import { abortOnInterrupt } from '../interrupt';
-import { loadModel } from '../model';
+import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { printJson, showPiece } from '../output';
 
 const DEFAULT_TOP = 20;
@@ -16,7 +16,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     text: { type: 'string' },
     'text-file': { type: 'string' },
     top: { type: 'string' },
-    threads: { type: 'string' },
+    ...ENGINE_FLAGS,
     'rope-scaling': { type: 'string' },
     'rope-factor': { type: 'string' },
     json: { type: 'boolean' },
@@ -29,7 +29,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   const ropeScaling = choiceOption<RopeScalingType>(options, 'rope-scaling', ['none', 'dynamic']);
   const ropeFactor = floatOption(options, 'rope-factor', { min: 1 });
 
-  const model = await loadModel(modelPath, { threads: intOption(options, 'threads', { min: 1 }), ropeScaling, ropeFactor });
+  const model = await loadModel(modelPath, { ...engineOptions(options), ropeScaling, ropeFactor });
   try {
     // Text gets BOS like every prompt the model sees; explicit --tokens are taken as given.
     const tokens = ids ?? [model.info.bosId, ...model.tokenize(text ?? '')];

@@ -2,7 +2,7 @@
 // text to stdout. Ctrl-C stops generation; what was produced so far stays printed.
 import { intOption, parseOptions, requiredString } from '../args';
 import { abortOnInterrupt } from '../interrupt';
-import { loadModel } from '../model';
+import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling';
 import { chatPromptTokens } from '../../prompt/chatml';
 import { reportGeneration } from '../report';
@@ -15,7 +15,7 @@ export async function generateCommand(args: string[]): Promise<number> {
     prompt: { type: 'string' },
     chat: { type: 'boolean' },
     'max-tokens': { type: 'string' },
-    threads: { type: 'string' },
+    ...ENGINE_FLAGS,
     ...SAMPLING_FLAGS,
   });
   const modelPath = requiredString(options, 'model');
@@ -23,7 +23,7 @@ export async function generateCommand(args: string[]): Promise<number> {
   const maxTokens = intOption(options, 'max-tokens', { min: 1 }) ?? DEFAULT_MAX_TOKENS;
   const sampling = samplingOptions(options);
 
-  const model = await loadModel(modelPath, { threads: intOption(options, 'threads', { min: 1 }) });
+  const model = await loadModel(modelPath, engineOptions(options));
   try {
     const tokens = options.chat
       ? chatPromptTokens(model, [{ role: 'user', content: prompt }])

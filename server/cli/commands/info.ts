@@ -1,12 +1,12 @@
 // internlm info: the model's hyperparameters, weight types, RoPE settings and available backends.
 import type { ModelInfo } from '../../../native/index';
 import { parseOptions, requiredString } from '../args';
-import { loadModel } from '../model';
+import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { printJson } from '../output';
 
 export async function infoCommand(args: string[]): Promise<void> {
-  const options = parseOptions(args, { model: { type: 'string' }, json: { type: 'boolean' } });
-  const model = await loadModel(requiredString(options, 'model'));
+  const options = parseOptions(args, { model: { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_FLAGS });
+  const model = await loadModel(requiredString(options, 'model'), engineOptions(options));
   try {
     if (options.json) printJson(model.info);
     else process.stdout.write(describe(model.info));
@@ -36,6 +36,7 @@ function describe(info: ModelInfo): string {
     ['bos / eos', `${info.bosId} / ${info.eosId}`],
     ['stop tokens', info.stopTokens.join(', ')],
     ['backends', info.backends.join(', ')],
+    ['device', info.device],
     ['threads', info.threads],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
