@@ -1,6 +1,6 @@
 // Typed access to the internlm.* settings (declared in package.json's contributes.configuration).
 import * as vscode from 'vscode';
-import type { Device, RopeScaling, SamplingParams, ServerSettings } from '../server/protocol';
+import type { Device, KVTypeSetting, RopeScaling, SamplingParams, ServerSettings } from '../server/protocol';
 
 const SECTION = 'internlm';
 
@@ -16,13 +16,14 @@ export function serverSettings(): ServerSettings {
     device: c.get<Device>('device', 'auto'),
     threads: c.get<number>('threads', 0),
     contextLength: c.get<number>('contextLength', 32768),
+    kvType: c.get<KVTypeSetting>('kvType', 'auto'),
     ropeScaling: c.get<RopeScaling>('ropeScaling', 'auto'),
     completion: { maxTokens: c.get<number>('completion.maxTokens', 64) },
   };
 }
 
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['modelPath', 'device', 'threads', 'contextLength', 'ropeScaling', 'completion.maxTokens']
+  return ['modelPath', 'device', 'threads', 'contextLength', 'kvType', 'ropeScaling', 'completion.maxTokens']
     .some((key) => e.affectsConfiguration(`${SECTION}.${key}`));
 }
 

@@ -97,7 +97,23 @@ export interface GenerateResult {
 export interface SessionOptions {
   /** Most positions this session may hold (default: the model's context length). */
   contextLength?: number;
+  /** KV cache element type (default: f32 on the CPU, f16 on CUDA, which offers only f16 for now). */
+  kvType?: KVType;
+  /** CPU: throw now, naming the numbers, when the whole context's KV cache cannot fit in free RAM. */
+  checkMemory?: boolean;
 }
+
+/** How long a context fits in free host RAM per KV type (engine/memory_plan.h). */
+export interface MemoryPlan {
+  device: string;
+  memoryBytes: number;
+  weightsBytes: number;
+  workspaceBytes: number;
+  kvTypes: Record<KVType, { bytesPerToken: number; maxContext: number }>;
+}
+
+export const KV_TYPES = ['f32', 'f16', 'q8', 'q4'] as const;
+export type KVType = (typeof KV_TYPES)[number];
 
 interface NativeSession {
   ropeBase(): number;
@@ -114,7 +130,8 @@ interface NativeModel {
   info(): ModelInfo;
   tokenize(text: string, special: boolean): number[];
   detokenize(ids: number[]): string;
-  createSession(contextLength: number): NativeSession;
+  createSession(contextLength: number, kvType?: KVType, checkMemory?: boolean): NativeSession;
+  memoryPlan(memoryBytes?: number): MemoryPlan;
   dispose(): void;
 }
 
@@ -231,8 +248,11 @@ export class Model {
   detokenize(ids: number[]): string { return this.handle.detokenize(ids); }
 
   createSession(options: SessionOptions = {}): Session {
-    return new Session(this.handle.createSession(options.contextLength ?? 0));
+    return new Session(this.handle.createSession(options.contextLength ?? 0, options.kvType, options.checkMemory ?? false));
   }
+
+  /** memoryBytes: the RAM to plan for (default: MemAvailable now). */
+  memoryPlan(memoryBytes?: number): MemoryPlan { return this.handle.memoryPlan(memoryBytes); }
 
   dispose(): void { this.handle.dispose(); }
 }

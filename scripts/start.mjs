@@ -26,12 +26,22 @@ function fail(message) {
   process.exit(1);
 }
 
+/** A path as the user best reads it: relative inside this checkout, absolute outside. */
+function shown(file) {
+  const relative = path.relative(ROOT, file);
+  return relative.startsWith('..') ? file : relative;
+}
+
 function options() {
   try {
     const { values } = parseArgs({ options: { model: { type: 'string' }, folder: { type: 'string' }, port: { type: 'string' } } });
     const port = values.port === undefined ? 8080 : Number(values.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port ${values.port}: not a port number`);
-    return { model: values.model, folder: path.resolve(values.folder ?? ROOT), port };
+    // npm runs scripts in the package folder; paths are meant from where npm start was typed.
+    const from = process.env.INIT_CWD ?? process.cwd();
+    const model = values.model && path.resolve(from, values.model);
+    if (model && !existsSync(model)) throw new Error(`--model ${values.model}: no such file or folder`);
+    return { model, folder: values.folder ? path.resolve(from, values.folder) : ROOT, port };
   } catch (error) {
     fail(`${error instanceof Error ? error.message : error}\nusage: npm start [-- --model PATH] [--folder DIR] [--port N]`);
   }
@@ -48,17 +58,14 @@ function previousModel() {
 }
 
 async function chooseModel(given) {
-  if (given) {
-    if (!existsSync(given)) fail(`--model ${given}: no such file or folder`);
-    return path.resolve(given);
-  }
+  if (given) return given;
   const previous = previousModel();
   if (previous) {
     console.log(`Model: ${previous} (chosen last time; npm start -- --model PATH picks another)`);
     return previous;
   }
   const demo = await demoModel();
-  console.log(`Model: the tiny demo model with random weights (${path.relative(ROOT, demo)}): it talks nonsense, but proves`);
+  console.log(`Model: the tiny demo model with random weights (${shown(demo)}): it talks nonsense, but proves`);
   console.log('the whole path works. For real answers: npm start -- --model path/to/internlm2_5-7b-chat-q4_k_m.gguf (README.md).');
   return demo;
 }
@@ -97,9 +104,9 @@ async function runCodeServer(vsix, port) {
   installExtension(dirs, vsix, { force: true });
   const logFile = path.join(STATE, 'code-server.log');
   const log = createWriteStream(logFile);
-  const { server, url } = await startCodeServer(dirs, { port: await freePort(port), log, open: WORKSPACE_FILE }).catch((error) =>
-    fail(`${error.message}; see ${logFile}`),
-  );
+  const { server, url } = await startCodeServer(dirs, { port: await freePort(port), log, open: WORKSPACE_FILE }).catch((error) => {
+    throw new Error(`${error.message}; see ${shown(logFile)}`);
+  });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -112,22 +119,21 @@ async function runCodeServer(vsix, port) {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   server.once('exit', (code, signal) => {
-    if (!stopping) fail(`code-server stopped (${code ?? signal}); see ${logFile}`);
+    if (!stopping) fail(`code-server stopped (${code ?? signal}); see ${shown(logFile)}`);
   });
-  console.log(`\nInternLM for VS Code is running in code-server (log: ${path.relative(ROOT, logFile)}). Open in a browser:\n`);
+  console.log(`\nInternLM for VS Code is running in code-server (log: ${shown(logFile)}). Open in a browser:\n`);
   console.log(`    ${url}?workspace=${encodeURIComponent(WORKSPACE_FILE)}\n`);
   console.log('The InternLM view is in the activity bar. Ctrl-C stops code-server.');
 }
 
-const opts = options();
-installAndBuild('npm start');
-mkdirSync(STATE, { recursive: true });
-writeWorkspace(opts.folder, await chooseModel(opts.model));
-let vsix;
-try {
-  vsix = packageExtension(path.join(STATE, 'internlm-vscode.vsix'));
-} catch (error) {
-  fail(error instanceof Error ? error.message : String(error));
+async function main() {
+  const opts = options();
+  installAndBuild('npm start');
+  mkdirSync(STATE, { recursive: true });
+  writeWorkspace(opts.folder, await chooseModel(opts.model));
+  const vsix = packageExtension(path.join(STATE, 'internlm-vscode.vsix'));
+  if (hasDesktopCode()) openInDesktopCode(vsix);
+  else await runCodeServer(vsix, opts.port);
 }
-if (hasDesktopCode()) openInDesktopCode(vsix);
-else await runCodeServer(vsix, opts.port);
+
+await main().catch((error) => fail(error instanceof Error ? error.message : String(error)));

@@ -7,6 +7,7 @@ import { chatCommand } from './cli/commands/chat';
 import { evalCommand } from './cli/commands/evaluate';
 import { generateCommand } from './cli/commands/generate';
 import { infoCommand } from './cli/commands/info';
+import { planCommand } from './cli/commands/plan';
 import { quantizeCommand } from './cli/commands/quantize';
 import { tokenizeCommand } from './cli/commands/tokenize';
 
@@ -18,6 +19,7 @@ const COMMANDS = new Map<string, (args: string[]) => Promise<number | void>>([
   ['generate', generateCommand],
   ['chat', chatCommand],
   ['bench', benchCommand],
+  ['plan', planCommand],
   ['quantize', quantizeCommand],
 ]);
 

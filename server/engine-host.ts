@@ -54,10 +54,10 @@ export class EngineHost {
     if (!this.configured || modelKey(previous) !== modelKey(next)) {
       this.configured = true;
       this.reload();
-    } else if (previous.contextLength !== next.contextLength && this.loaded) {
+    } else if ((previous.contextLength !== next.contextLength || previous.kvType !== next.kvType) && this.loaded) {
       const { model, sessions } = this.loaded;
       sessions.dispose();
-      this.loaded = { model, sessions: new SessionPool(model, this.contextLengthFor(model)) };
+      this.loaded = { model, sessions: this.sessionPoolFor(model) };
     }
   }
 
@@ -82,8 +82,9 @@ export class EngineHost {
     this.unload();
   }
 
-  private contextLengthFor(model: Model): number {
-    return this.settingsNow.contextLength || model.info.contextLength;
+  private sessionPoolFor(model: Model): SessionPool {
+    const { contextLength, kvType } = this.settingsNow;
+    return new SessionPool(model, contextLength || model.info.contextLength, kvType === 'auto' ? undefined : kvType);
   }
 
   private unload(): void {
@@ -143,6 +144,6 @@ export class EngineHost {
       throw new EngineUnavailable('noGpu', 'internlm.device is "cuda", but this engine was built without CUDA support. Set internlm.device to "auto" or "cpu".');
     }
     this.log(`loaded ${info.name} in ${Date.now() - started} ms: ${info.blockCount} layers, context ${info.contextLength}, backends ${info.backends.join(', ')}, ${info.threads} threads`);
-    return { model, sessions: new SessionPool(model, this.contextLengthFor(model)) };
+    return { model, sessions: this.sessionPoolFor(model) };
   }
 }

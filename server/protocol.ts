@@ -27,6 +27,8 @@ export type RopeScaling = 'auto' | 'none' | 'dynamic';
  * The settings the server needs, sent as `initializationOptions` and again as
  * `workspace/didChangeConfiguration` `{settings: ServerSettings}` whenever one of them changes.
  */
+export type KVTypeSetting = 'auto' | 'f32' | 'f16' | 'q8' | 'q4';
+
 export interface ServerSettings {
   /** Absolute path of a GGUF file or a Hugging Face checkpoint folder; "" when none is chosen. */
   modelPath: string;
@@ -35,6 +37,8 @@ export interface ServerSettings {
   threads: number;
   /** Most tokens one session may hold; 0 = the model's own context length. */
   contextLength: number;
+  /** The sessions' KV cache type; "auto" = the device's default (f32 on the CPU, f16 on CUDA). */
+  kvType: KVTypeSetting;
   ropeScaling: RopeScaling;
   completion: {
     /** Most tokens one inline suggestion may have. */

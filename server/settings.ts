@@ -1,12 +1,13 @@
 // Reads ServerSettings from what the client sends (initializationOptions, didChangeConfiguration),
 // tolerating missing or mistyped fields so that an old or hand-written client still gets defaults.
-import type { Device, RopeScaling, ServerSettings } from './protocol';
+import type { Device, KVTypeSetting, RopeScaling, ServerSettings } from './protocol';
 
 export const DEFAULT_SETTINGS: ServerSettings = {
   modelPath: '',
   device: 'auto',
   threads: 0,
   contextLength: 0,
+  kvType: 'auto',
   ropeScaling: 'auto',
   completion: { maxTokens: 64 },
 };
@@ -36,6 +37,7 @@ export function readSettings(payload: unknown): ServerSettings {
     device: oneOf<Device>(s.device, ['auto', 'cpu', 'cuda'], DEFAULT_SETTINGS.device),
     threads: count(s.threads, DEFAULT_SETTINGS.threads),
     contextLength: count(s.contextLength, DEFAULT_SETTINGS.contextLength),
+    kvType: oneOf<KVTypeSetting>(s.kvType, ['auto', 'f32', 'f16', 'q8', 'q4'], DEFAULT_SETTINGS.kvType),
     ropeScaling: oneOf<RopeScaling>(s.ropeScaling, ['auto', 'none', 'dynamic'], DEFAULT_SETTINGS.ropeScaling),
     completion: { maxTokens: Math.max(1, count(completion.maxTokens, DEFAULT_SETTINGS.completion.maxTokens)) },
   };

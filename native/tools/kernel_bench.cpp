@@ -49,18 +49,20 @@ int main(int argc, char** argv) {
   }
   for (int c = 1; c < copies; c++) std::memcpy(W.data() + c * matrix, W.data(), matrix);
   const size_t ldx = act_row_bytes(wk.act, cols);
-  std::vector<uint8_t> X(ldx * nt);
+  // Activation rows start on cache lines, as in the forward pass.
+  std::vector<uint8_t> X_storage(ldx * nt + 64);
+  uint8_t* X = X_storage.data() + (64 - reinterpret_cast<uintptr_t>(X_storage.data()) % 64) % 64;
   std::vector<float> xf(cols);
   for (int t = 0; t < nt; t++) {
     for (auto& v : xf) v = normal(rng);
-    quantize_activation(*table, wk.act, xf.data(), X.data() + t * ldx, cols);
+    quantize_activation(*table, wk.act, xf.data(), X + t * ldx, cols);
   }
   std::vector<float> Y(size_t(nt) * rows);
   // The forward pass calls tiles of 16 rows x 32 activations.
   auto run = [&](const uint8_t* w) {
     for (int r0 = 0; r0 < rows; r0 += 16)
       for (int t0 = 0; t0 < nt; t0 += 32)
-        wk.gemm(w + size_t(r0) * ldw, ldw, X.data() + t0 * ldx, ldx, Y.data() + size_t(t0) * rows + r0, rows,
+        wk.gemm(w + size_t(r0) * ldw, ldw, X + t0 * ldx, ldx, Y.data() + size_t(t0) * rows + r0, rows,
                 std::min(16, rows - r0), std::min(32, nt - t0), cols);
   };
   auto cpu_seconds = [] {

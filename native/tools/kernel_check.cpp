@@ -145,6 +145,76 @@ int check_activation_quantizers(const KernelTable& table) {
   return failures;
 }
 
+// Attention's P V: every table against a double reference (ragged head counts and row lengths).
+int check_mix_rows(const KernelTable& table) {
+  int failures = 0;
+  for (int n : {16, 64, 80, 128}) {
+    for (int ns : {1, 3, 4, 7}) {
+      for (int nv : {1, 5, 64}) {
+        const int ldp = 64, ldo = n + 3;
+        const size_t ldv = size_t(n) + 5;
+        const auto p = normals(size_t(ns) * ldp, 1.0f);
+        const auto v = normals(size_t(nv) * ldv, 1.0f);
+        auto out = normals(size_t(ns) * ldo, 1.0f);
+        std::vector<double> want(out.begin(), out.end()), magnitude(out.size(), 0.0);
+        for (int s = 0; s < ns; s++)
+          for (int j = 0; j < nv; j++)
+            for (int d = 0; d < n; d++) {
+              const double term = double(p[size_t(s) * ldp + j]) * v[size_t(j) * ldv + d];
+              want[size_t(s) * ldo + d] += term;
+              magnitude[size_t(s) * ldo + d] += std::fabs(term);
+            }
+        table.mix_rows_f32(p.data(), ldp, ns, v.data(), ldv, nv, out.data(), ldo, n);
+        for (size_t i = 0; i < out.size(); i++) {
+          const bool in_row = int(i % size_t(ldo)) < n;
+          const double err = std::fabs(out[i] - want[i]) / (magnitude[i] + std::fabs(want[i]) + 1e-30);
+          if ((in_row && err > 2e-6) || (!in_row && out[i] != float(want[i]))) {
+            std::printf("FAIL %s mix_rows_f32 n=%d ns=%d nv=%d at %zu\n", table.isa, n, ns, nv, i);
+            failures++;
+            break;
+          }
+        }
+      }
+    }
+  }
+  return failures;
+}
+
+// Softmax numerators and SwiGLU: the vectorized exp against libm in double, over the range the
+// forward pass sees (scores minus their maximum, gate pre-activations).
+int check_exp(const KernelTable& table) {
+  int failures = 0;
+  std::uniform_real_distribution<float> wide(-90.0f, 20.0f);
+  for (int n : {1, 7, 16, 37, 64}) {
+    std::vector<float> p(n), gate(n), up(n);
+    for (auto& v : p) v = wide(rng);
+    for (auto& v : gate) v = wide(rng);
+    for (auto& v : up) v = wide(rng) / 10;
+    const float max = 3.0f;
+    std::vector<float> p0 = p, g0 = gate;
+    const float sum = table.exp_sum_f32(p.data(), n, max);
+    table.silu_mul_f32(gate.data(), up.data(), size_t(n));
+    // Results below 1e-30 (exp of less than -69) are as good as zero next to the block's maximum.
+    double want_sum = 0;
+    bool bad = false;
+    for (int j = 0; j < n; j++) {
+      const double e = std::exp(double(p0[j]) - max), s = double(g0[j]) / (1 + std::exp(-double(g0[j]))) * up[j];
+      want_sum += e;
+      if (!bad && (std::fabs(p[j] - e) > 4e-7 * e + 1e-30 || std::fabs(gate[j] - s) > 4e-7 * std::fabs(s) + 1e-30)) {
+        std::printf("FAIL %s exp/silu at %d: exp(%g) = %g (want %g), silu %g (want %g)\n", table.isa, j, p0[j] - max, p[j], e,
+                    gate[j], s);
+        failures++;
+        bad = true;
+      }
+    }
+    if (std::fabs(sum - want_sum) > 1e-6 * want_sum + 1e-30) {
+      std::printf("FAIL %s exp_sum_f32 n=%d: %g, want %g\n", table.isa, n, sum, want_sum);
+      failures++;
+    }
+  }
+  return failures;
+}
+
 // Round trip of the reference quantizers on gaussian data: relative RMS error bounds a little above
 // what each bit width gives (a broken scale search or bit layout shows as a far larger error).
 int check_quantizers() {
@@ -185,7 +255,7 @@ int main() {
   if (cpu_has_avx512() && avx512_kernels()) tables.push_back(avx512_kernels());
   else std::printf("avx512: skipped (not compiled in or the CPU lacks it)\n");
   for (const KernelTable* t : tables) {
-    const int f = check_gemm(*t) + check_activation_quantizers(*t);
+    const int f = check_gemm(*t) + check_activation_quantizers(*t) + check_mix_rows(*t) + check_exp(*t);
     std::printf("%s: %s\n", t->isa, f ? "FAILED" : "ok");
     failures += f;
   }

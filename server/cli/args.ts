@@ -14,9 +14,12 @@ export const USAGE = `Usage:
                       [--top-k K] [--seed S] [--threads N] [--device D]
   internlm chat       --model PATH [--threads N] [--device D]
   internlm bench      --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--device D] [--json]
+  internlm plan       --model PATH [--device D] [--json]
   internlm quantize   --in PATH --out FILE --type Q8_0|Q4_0|Q5_0|Q2_K|Q3_K_M|Q4_K_M|Q5_K_M|Q6_K|Q4_1|Q5_1
                       [--leave-output-tensor] [--threads N] [--json]
 
+eval, generate, chat and bench also take [--kv-type f32|f16|q8|q4] (the KV cache type; default f32
+on the CPU) and [--context N] (the session's context length, checked against free RAM).
 PATH is a GGUF file or a Hugging Face checkpoint directory. D is auto (default: the GPU when one
 is present and the model fits, else the CPU), cpu, cuda or cuda:N.`;
 

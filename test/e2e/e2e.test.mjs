@@ -145,7 +145,7 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.page.keyboard.press('Tab');
     await ghost.first().waitFor({ state: 'detached' });
     // Accepting puts the cursor after the inserted text; Tab without a suggestion would indent by 4.
-    const afterAccept = await workbench.cursorPosition();
+    const afterAccept = await workbench.cursorPositionAfter(before);
     const [line0, col0] = before.match(/\d+/g).map(Number);
     const [line1, col1] = afterAccept.match(/\d+/g).map(Number);
     assert.ok(line1 > line0 || col1 > col0, `the cursor moved past the inserted text (${before} → ${afterAccept})`);

@@ -239,6 +239,24 @@ export class Workbench {
     return (await this.page.locator('[id="status.editor.selection"]').innerText()).trim();
   }
 
+  /**
+   * The cursor position once it differs from `before`: the status bar follows the editor a moment
+   * later. After `timeout` ms without a change, the unchanged position.
+   */
+  async cursorPositionAfter(before, timeout = 10_000) {
+    const changed = await this.page
+      .waitForFunction(
+        (previous) => {
+          const text = document.getElementById('status.editor.selection')?.textContent?.trim();
+          return text && text !== previous ? text : false;
+        },
+        before,
+        { timeout },
+      )
+      .catch(() => undefined);
+    return changed ? changed.jsonValue() : this.cursorPosition();
+  }
+
   /** The chat webview's Frame, for evaluating scripts in it (a frame locator cannot). */
   async chatDocument() {
     await this.chatFrame();

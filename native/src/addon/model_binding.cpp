@@ -11,6 +11,7 @@
 #include "cpu/thread_pool.h"
 #include "engine/backend.h"
 #include "engine/generate.h"
+#include "engine/memory_plan.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "model/model.h"
@@ -246,6 +247,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       InstanceMethod<&ModelWrap::Tokenize>("tokenize"),
       InstanceMethod<&ModelWrap::Detokenize>("detokenize"),
       InstanceMethod<&ModelWrap::CreateSession>("createSession"),
+      InstanceMethod<&ModelWrap::MemoryPlan>("memoryPlan"),
       InstanceMethod<&ModelWrap::Dispose>("dispose"),
     });
     constructor = Napi::Persistent(fn);
@@ -334,6 +336,30 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
+  // The CPU memory plan (engine/memory_plan.h); info[0]: RAM to plan for (default MemAvailable).
+  Napi::Value MemoryPlan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guard(env, [&]() -> Napi::Value {
+      ModelState& m = live(env);
+      const uint64_t memory = info[0].IsNumber() ? uint64_t(info[0].As<Napi::Number>().DoubleValue()) : 0;
+      const ilm::MemoryPlan p = plan_memory(*m.model, m.backend->max_batch(), memory);
+      auto o = Napi::Object::New(env);
+      o.Set("device", "cpu");
+      o.Set("memoryBytes", double(p.memory_bytes));
+      o.Set("weightsBytes", double(p.weights_bytes));
+      o.Set("workspaceBytes", double(p.workspace_bytes));
+      auto types = Napi::Object::New(env);
+      for (int t = 0; t < ilm::MemoryPlan::kTypes; t++) {
+        auto entry = Napi::Object::New(env);
+        entry.Set("bytesPerToken", double(p.bytes_per_token[t]));
+        entry.Set("maxContext", double(p.max_context[t]));
+        types.Set(kv_type_name(KVType(t)), entry);
+      }
+      o.Set("kvTypes", types);
+      return o;
+    });
+  }
+
   Napi::Value CreateSession(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guard(env, [&]() -> Napi::Value {
@@ -342,7 +368,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (context < 0) throw Error("contextLength must be positive");
       auto state = std::make_shared<SessionState>();
       state->model = state_;
-      state->session = std::make_unique<Session>(*m.model, *m.backend, context);
+      const KVType kv_type = info[1].IsString() ? parse_kv_type(info[1].As<Napi::String>().Utf8Value())
+                                                : m.backend->default_kv_type();
+      // checkMemory: fail now, naming the numbers, rather than when the cache outgrows RAM later.
+      if (info[2].ToBoolean() && m.backend->name() == "cpu") {
+        const uint64_t positions = context > 0 ? context : std::max(m.model->config.context_length, 1);
+        const std::string err =
+            context_fit_error(plan_memory(*m.model, m.backend->max_batch()), kv_type, positions);
+        if (!err.empty()) throw Error(err);
+      }
+      state->session = std::make_unique<Session>(*m.model, *m.backend, context, kv_type);
       Napi::Object obj = SessionWrap::constructor.New({});
       SessionWrap::Unwrap(obj)->attach(std::move(state));
       return obj;

@@ -1,5 +1,7 @@
 // The InternLM2 forward pass on the CPU (REFERENCE.md "Layer math"): pre-norm residual blocks
 // of GQA attention and SwiGLU, f32 activations, weights read in their file type.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,10 +9,12 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/kv_kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/backend.h"
 #include "engine/fair_mutex.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace ilm {
 namespace {
@@ -18,10 +22,15 @@ namespace {
 using cpu::kernels;
 using cpu::ThreadPool;
 
-// K (after RoPE) and V per layer, laid out [position][kv_head][head_dim].
+// K (after RoPE) and V per layer, laid out [position][kv_head][head_dim] in the session's KV type
+// (f32 as plain floats; others as kv_type.h rows).
 class CpuKVCache final : public KVCache {
  public:
-  CpuKVCache(const ModelConfig& c, int capacity) : row_(size_t(c.n_kv_heads) * c.head_dim), k_(c.n_layers), v_(c.n_layers) {
+  CpuKVCache(const ModelConfig& c, int capacity, KVType type)
+      : type_(type), head_bytes_(kv_row_bytes(type, c.head_dim)), row_(size_t(c.n_kv_heads) * head_bytes_),
+        k_(c.n_layers), v_(c.n_layers) {
+    if (type != KVType::F32 && c.head_dim > cpu::kMaxKVHeadDim)
+      throw Error("head_dim " + std::to_string(c.head_dim) + " is too large for a quantized KV cache");
     reserve(capacity);
   }
   int capacity() const override { return capacity_; }
@@ -37,20 +46,31 @@ class CpuKVCache final : public KVCache {
     }
     capacity_ = grown;
   }
-  float* k(int layer, int pos) { return k_[layer].data() + size_t(pos) * row_; }
-  float* v(int layer, int pos) { return v_[layer].data() + size_t(pos) * row_; }
-  size_t bytes_for(int n) const { return size_t(n) * row_ * sizeof(float) * 2 * k_.size(); }
+  KVType type() const { return type_; }
+  size_t head_bytes() const { return head_bytes_; }
+  size_t row_bytes() const { return row_; }
+  float* k(int layer, int pos) { return reinterpret_cast<float*>(k_row(layer, pos)); }
+  float* v(int layer, int pos) { return reinterpret_cast<float*>(v_row(layer, pos)); }
+  uint8_t* k_row(int layer, int pos) { return k_[layer].data() + size_t(pos) * row_; }
+  uint8_t* v_row(int layer, int pos) { return v_[layer].data() + size_t(pos) * row_; }
+  size_t bytes_for(int n) const { return size_t(n) * row_ * 2 * k_.size(); }
 
  private:
-  size_t row_;
+  KVType type_;
+  size_t head_bytes_, row_;
   int capacity_ = 0;
-  std::vector<std::vector<float>> k_, v_;
+  std::vector<std::vector<uint8_t>> k_, v_;  // operator new's alignment suits the f32 rows
 };
 
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const Model& model, int threads) : model_(model), c_(model.config), pool_(std::make_unique<ThreadPool>(threads)) {
     check_weights();
+    prefault_weights();
+    // Scratch for a full batch now, at load (as llama.cpp reserves its compute buffers): growing it
+    // inside the first prompt cost that prefill 12% in zeroing and page faults.
+    prepare_scratch(max_batch());
+    act_.resize(cpu::act_row_bytes(cpu::ActFormat::F32, std::max(c_.dim, c_.ffn_dim)) * max_batch() + 64);
   }
 
   std::string name() const override { return "cpu"; }
@@ -61,8 +81,8 @@ class CpuBackend final : public Backend {
   }
   int threads() const override { return pool_->size(); }
 
-  std::unique_ptr<KVCache> create_cache(int initial_capacity) override {
-    return std::make_unique<CpuKVCache>(c_, std::max(1, initial_capacity));
+  std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) override {
+    return std::make_unique<CpuKVCache>(c_, std::max(1, initial_capacity), type);
   }
 
   void forward(KVCache& cache_base, const ForwardRequest& req) override {
@@ -73,9 +93,10 @@ class CpuBackend final : public Backend {
     if (nt <= 0) return;
     cache.reserve(req.start_pos + nt);
     prepare_scratch(nt);
+    rope_angles(nt, req.start_pos, req.rope_base);
 
     const int dim = c_.dim, hd = c_.head_dim;
-    const int q_dim = c_.n_heads * hd, kv_dim = c_.n_kv_heads * hd;
+    const int q_dim = c_.n_heads * hd;
     for (int t = 0; t < nt; t++) {
       const int32_t id = req.tokens[t];
       if (id < 0 || id >= c_.vocab_size) throw Error("token id " + std::to_string(id) + " is out of range");
@@ -86,19 +107,16 @@ class CpuBackend final : public Backend {
       const LayerWeights& L = model_.weights.layers[l];
       rmsnorm(x_.data(), L.attn_norm.data(), xn_.data(), nt);
       project_qkv(L, nt);
-      apply_rope(q_.data(), c_.n_heads, nt, req.start_pos, req.rope_base);
-      apply_rope(k_.data(), c_.n_kv_heads, nt, req.start_pos, req.rope_base);
-      for (int t = 0; t < nt; t++) {
-        std::memcpy(cache.k(l, req.start_pos + t), k_.data() + size_t(t) * kv_dim, kv_dim * sizeof(float));
-        std::memcpy(cache.v(l, req.start_pos + t), v_.data() + size_t(t) * kv_dim, kv_dim * sizeof(float));
-      }
+      apply_rope(q_.data(), c_.n_heads, nt);
+      apply_rope(k_.data(), c_.n_kv_heads, nt);
+      store_kv(cache, l, req.start_pos, nt);
       attention(cache, l, nt, req.start_pos);
       matmul(L.wo, att_.data(), q_dim, nt, tmp_.data(), dim);
       add_into(x_.data(), tmp_.data(), size_t(nt) * dim);
 
       rmsnorm(x_.data(), L.ffn_norm.data(), xn_.data(), nt);
       matmul(L.w1, xn_.data(), dim, nt, gate_.data(), c_.ffn_dim);
-      matmul(L.w3, xn_.data(), dim, nt, up_.data(), c_.ffn_dim);
+      matmul(L.w3, xn_.data(), dim, nt, up_.data(), c_.ffn_dim, /*same_input=*/true);
       swiglu(nt);
       matmul(L.w2, gate_.data(), c_.ffn_dim, nt, tmp_.data(), dim);
       add_into(x_.data(), tmp_.data(), size_t(nt) * dim);
@@ -124,6 +142,20 @@ class CpuBackend final : public Backend {
       for (const Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.w1, &L.w2, &L.w3}) check(*t);
   }
 
+  // Builds the page tables of the mapped weight files now, as llama.cpp's MAP_POPULATE does, rather
+  // than by a page fault per 4 KB inside the first prompt's matmuls (measured: the first prefill
+  // after loading ran 35% slower). The pages stay file-backed: nothing is copied.
+  void prefault_weights() const {
+    for (const auto& file : model_.files) {
+      auto* base = const_cast<uint8_t*>(file->data());
+#ifdef MADV_POPULATE_READ
+      if (::madvise(base, file->size(), MADV_POPULATE_READ) == 0) continue;
+#endif
+      volatile uint8_t sink = 0;
+      for (size_t off = 0; off < file->size(); off += 4096) sink = sink + base[off];
+    }
+  }
+
   void prepare_scratch(int nt) {
     const size_t hd = c_.head_dim;
     const size_t qkv_dim = (size_t(c_.n_heads) + 2 * c_.n_kv_heads) * hd;
@@ -140,21 +172,26 @@ class CpuBackend final : public Backend {
   }
 
   // Y[t * ldy + r] = W[r] . X[t] for every output row r of W; X rows are n floats apart.
-  void matmul(const Tensor& W, const float* X, int n, int nt, float* Y, int ldy) {
+  // same_input: X is what the previous matmul read, so its converted rows are reused when that
+  // matmul converted to the same format (Q, K and V, or gate and up, share their input).
+  void matmul(const Tensor& W, const float* X, int n, int nt, float* Y, int ldy, bool same_input = false) {
     const auto& K = kernels();
     const cpu::WeightKernel wk = cpu::weight_kernel(K, W.type);
     if (!wk.gemm) throw Error(std::string("the CPU backend has no kernel for ") + dtype_name(W.type) + " weights");
     const int nr = int(W.rows());
     const cpu::GemmTileFn tile = wk.gemm;
-    const uint8_t* xs = reinterpret_cast<const uint8_t*>(X);
+    // Activations go through act_ even as f32: the kernels' 64-byte loads stay within one cache
+    // line when rows start on one (measured 10% faster quantized GEMMs than 16-byte aligned rows).
     const size_t ldx = cpu::act_row_bytes(wk.act, n);
-    if (wk.act != cpu::ActFormat::F32) {
-      act_.resize(ldx * nt);
+    act_.resize(ldx * nt + 64);
+    uint8_t* xs = act_.data() + (64 - reinterpret_cast<uintptr_t>(act_.data()) % 64) % 64;
+    const ActKey key{X, wk.act, n, nt};
+    if (!(same_input && key == act_key_)) {
       run_parallel(nt, double(nt) * n, [&](int t, int) {
-        cpu::quantize_activation(K, wk.act, X + size_t(t) * n, act_.data() + t * ldx, n);
+        cpu::quantize_activation(K, wk.act, X + size_t(t) * n, xs + t * ldx, n);
       });
-      xs = act_.data();
     }
+    act_key_ = key;
     const size_t ldw = W.row_bytes();
     constexpr int kRowBlock = 16, kTokBlock = 32;
     const int row_blocks = (nr + kRowBlock - 1) / kRowBlock;
@@ -182,8 +219,8 @@ class CpuBackend final : public Backend {
     const int q_dim = c_.n_heads * hd, kv_dim = c_.n_kv_heads * hd;
     if (L.wqkv.empty()) {
       matmul(L.wq, xn_.data(), dim, nt, q_.data(), q_dim);
-      matmul(L.wk, xn_.data(), dim, nt, k_.data(), kv_dim);
-      matmul(L.wv, xn_.data(), dim, nt, v_.data(), kv_dim);
+      matmul(L.wk, xn_.data(), dim, nt, k_.data(), kv_dim, /*same_input=*/true);
+      matmul(L.wv, xn_.data(), dim, nt, v_.data(), kv_dim, /*same_input=*/true);
       return;
     }
     // HF packed wqkv: per KV group g, G query heads, then K head g, then V head g.
@@ -213,14 +250,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Rotates each head of rows[t] by position start + t with the session's base. The angles are
-  // computed as llama.cpp does for pairwise files (theta *= base^(-2/d) per pair) and as Hugging
-  // Face does for rotate-half checkpoints (inv_freq = 1 / base^(2i/d)), so each matches its reference.
-  void apply_rope(float* rows, int n_heads, int nt, int start, float base) {
+  // cos/sin of every rotation pair for positions start .. start + nt - 1 with the session's base,
+  // once per forward (all layers and both Q and K use them). The angles are computed as llama.cpp
+  // does for pairwise files (theta *= base^(-2/d) per pair) and as Hugging Face does for
+  // rotate-half checkpoints (inv_freq = 1 / base^(2i/d)), so each matches its reference.
+  void rope_angles(int nt, int start, float base) {
     const int hd = c_.head_dim, half = hd / 2;
-    std::vector<float> cs(size_t(half) * 2);
+    rope_cs_.resize(size_t(nt) * hd);
     const float theta_scale = std::pow(base, -2.0f / float(hd));
     for (int t = 0; t < nt; t++) {
+      float* cs = rope_cs_.data() + size_t(t) * hd;
       const float pos = float(start + t);
       if (c_.rope_layout == RopeLayout::Pairwise) {
         float theta = pos;
@@ -237,69 +276,115 @@ class CpuBackend final : public Backend {
           cs[2 * i + 1] = std::sin(theta);
         }
       }
+    }
+  }
+
+  // Rotates each head of rows[t] by the angles of position t (rope_angles).
+  void apply_rope(float* rows, int n_heads, int nt) {
+    const int hd = c_.head_dim, half = hd / 2;
+    const bool pairwise = c_.rope_layout == RopeLayout::Pairwise;
+    run_parallel(nt, double(nt) * n_heads * hd, [&](int t, int) {
+      const float* cs = rope_cs_.data() + size_t(t) * hd;
       for (int h = 0; h < n_heads; h++) {
         float* v = rows + (size_t(t) * n_heads + h) * hd;
         for (int i = 0; i < half; i++) {
           const float c = cs[2 * i], s = cs[2 * i + 1];
-          const int a = c_.rope_layout == RopeLayout::Pairwise ? 2 * i : i;
-          const int b = c_.rope_layout == RopeLayout::Pairwise ? 2 * i + 1 : i + half;
+          const int a = pairwise ? 2 * i : i;
+          const int b = pairwise ? 2 * i + 1 : i + half;
           const float x0 = v[a], x1 = v[b];
           v[a] = x0 * c - x1 * s;
           v[b] = x0 * s + x1 * c;
         }
       }
+    });
+  }
+
+  void store_kv(CpuKVCache& cache, int layer, int start, int nt) {
+    const int hd = c_.head_dim, kv_dim = c_.n_kv_heads * hd;
+    for (int t = 0; t < nt; t++) {
+      const float* k = k_.data() + size_t(t) * kv_dim;
+      const float* v = v_.data() + size_t(t) * kv_dim;
+      if (cache.type() == KVType::F32) {
+        std::memcpy(cache.k(layer, start + t), k, kv_dim * sizeof(float));
+        std::memcpy(cache.v(layer, start + t), v, kv_dim * sizeof(float));
+        continue;
+      }
+      const auto& kv = cpu::kv_kernels(cache.type());
+      for (int g = 0; g < c_.n_kv_heads; g++) {
+        kv.store(k + size_t(g) * hd, cache.k_row(layer, start + t) + g * cache.head_bytes(), hd);
+        kv.store(v + size_t(g) * hd, cache.v_row(layer, start + t) + g * cache.head_bytes(), hd);
+      }
     }
   }
 
   // Causal GQA attention with an online softmax over blocks of keys, so no L x L score matrix
-  // is ever formed. One task = one KV head and one query position (all G query heads of it).
+  // is ever formed. One task = one KV head and one query position, with all G query heads of that
+  // KV head at once: each block of keys is one small GEMM against the G queries and each value row
+  // is read once for all of them (measured 3x faster than one head at a time).
   void attention(CpuKVCache& cache, int layer, int nt, int start) {
     const auto& K = kernels();
     const int hd = c_.head_dim, G = c_.n_heads / c_.n_kv_heads;
     const int q_dim = c_.n_heads * hd;
+    const size_t kv_row = size_t(c_.n_kv_heads) * hd;  // floats between positions in the cache
+    const cpu::KVKernels* kv = cache.type() == KVType::F32 ? nullptr : &cpu::kv_kernels(cache.type());
     const float scale = 1.0f / std::sqrt(float(hd));
     constexpr int kKeyBlock = 64;
     const double work = double(c_.n_heads) * nt * (start + nt) * hd;
     run_parallel(c_.n_kv_heads * nt, work, [&](int task, int) {
       const int g = task % c_.n_kv_heads, t = task / c_.n_kv_heads;
       const int n_keys = start + t + 1;
-      float scores[kKeyBlock];
-      for (int s = 0; s < G; s++) {
-        const int h = g * G + s;
-        const float* q = q_.data() + size_t(t) * q_dim + size_t(h) * hd;
-        float* out = att_.data() + size_t(t) * q_dim + size_t(h) * hd;
-        std::fill(out, out + hd, 0.0f);
-        float running_max = -INFINITY, denom = 0.0f;
-        for (int j0 = 0; j0 < n_keys; j0 += kKeyBlock) {
-          const int jn = std::min(kKeyBlock, n_keys - j0);
-          float block_max = -INFINITY;
+      thread_local std::vector<float> scratch;
+      scratch.resize(size_t(G) * (kKeyBlock + 2));
+      float* scores = scratch.data();  // [G][kKeyBlock]
+      float* running_max = scores + size_t(G) * kKeyBlock;
+      float* denom = running_max + G;
+      const float* q = q_.data() + size_t(t) * q_dim + size_t(g) * G * hd;  // heads g*G .. g*G+G-1
+      float* out = att_.data() + size_t(t) * q_dim + size_t(g) * G * hd;
+      std::fill(out, out + size_t(G) * hd, 0.0f);
+      std::fill(running_max, running_max + G, -INFINITY);
+      std::fill(denom, denom + G, 0.0f);
+      for (int j0 = 0; j0 < n_keys; j0 += kKeyBlock) {
+        const int jn = std::min(kKeyBlock, n_keys - j0);
+        const float* keys = cache.k(layer, j0) + size_t(g) * hd;
+        if (kv) {  // quantized keys: dequantized inside the dot product
           for (int j = 0; j < jn; j++) {
-            scores[j] = K.dot_f32(q, cache.k(layer, j0 + j) + size_t(g) * hd, hd) * scale;
-            block_max = std::max(block_max, scores[j]);
+            const uint8_t* key = cache.k_row(layer, j0 + j) + g * cache.head_bytes();
+            for (int h = 0; h < G; h++) scores[size_t(h) * kKeyBlock + j] = kv->dot(q + size_t(h) * hd, key, hd);
           }
-          if (block_max > running_max) {
-            const float rescale = std::exp(running_max - block_max);
-            K.scale_f32(rescale, out, hd);
-            denom *= rescale;
-            running_max = block_max;
-          }
-          for (int j = 0; j < jn; j++) {
-            const float p = std::exp(scores[j] - running_max);
-            denom += p;
-            K.axpy_f32(p, cache.v(layer, j0 + j) + size_t(g) * hd, out, hd);
-          }
+        } else {
+          K.gemm_f32(reinterpret_cast<const uint8_t*>(keys), kv_row * sizeof(float), reinterpret_cast<const uint8_t*>(q),
+                     size_t(hd) * sizeof(float), scores, kKeyBlock, jn, G, hd);
         }
-        K.scale_f32(1.0f / denom, out, hd);
+        for (int s = 0; s < G; s++) {
+          float* p = scores + size_t(s) * kKeyBlock;
+          float block_max = -INFINITY;
+          for (int j = 0; j < jn; j++) block_max = std::max(block_max, p[j] *= scale);
+          if (block_max > running_max[s]) {
+            const float rescale = std::exp(running_max[s] - block_max);
+            K.scale_f32(rescale, out + size_t(s) * hd, hd);
+            denom[s] *= rescale;
+            running_max[s] = block_max;
+          }
+          denom[s] += K.exp_sum_f32(p, jn, running_max[s]);
+        }
+        if (kv) {
+          for (int j = 0; j < jn; j++) {
+            const uint8_t* value = cache.v_row(layer, j0 + j) + g * cache.head_bytes();
+            for (int h = 0; h < G; h++) kv->axpy(scores[size_t(h) * kKeyBlock + j], value, out + size_t(h) * hd, hd);
+          }
+        } else {
+          K.mix_rows_f32(scores, kKeyBlock, G, cache.v(layer, j0) + size_t(g) * hd, kv_row, jn, out, hd, hd);
+        }
       }
+      for (int s = 0; s < G; s++) K.scale_f32(1.0f / denom[s], out + size_t(s) * hd, hd);
     });
   }
 
   void swiglu(int nt) {
-    const size_t n = size_t(nt) * c_.ffn_dim;
-    for (size_t i = 0; i < n; i++) {
-      const float g = gate_[i];
-      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-    }
+    const int ffn = c_.ffn_dim;
+    run_parallel(nt, double(nt) * ffn * 8, [&](int t, int) {
+      kernels().silu_mul_f32(gate_.data() + size_t(t) * ffn, up_.data() + size_t(t) * ffn, size_t(ffn));
+    });
   }
 
   static void add_into(float* x, const float* y, size_t n) {
@@ -311,7 +396,16 @@ class CpuBackend final : public Backend {
   std::unique_ptr<ThreadPool> pool_;
   FairMutex mutex_;
   std::vector<float> x_, xn_, tmp_, q_, k_, v_, att_, gate_, up_;
-  std::vector<uint8_t> act_;  // activations converted for the current weight type
+  // Which activations act_ holds, for matmuls that share their input.
+  struct ActKey {
+    const float* x = nullptr;
+    cpu::ActFormat format = cpu::ActFormat::F32;
+    int n = 0, nt = 0;
+    bool operator==(const ActKey& o) const { return x == o.x && format == o.format && n == o.n && nt == o.nt; }
+  };
+  std::vector<uint8_t> act_;  // activations converted for the current weight type (64-byte aligned rows)
+  ActKey act_key_;
+  std::vector<float> rope_cs_;  // [token][pair] cos, sin for this forward
 };
 
 }  // namespace

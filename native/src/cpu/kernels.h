@@ -65,6 +65,14 @@ struct KernelTable {
   GemmTileFn gemm_q6_k = nullptr;
   QuantizeActFn quantize_q8_0 = nullptr;
   QuantizeActFn quantize_q8_k = nullptr;
+  // out[s * ldo + d] += sum_j p[s * ldp + j] * v[j * ldv + d] for s < ns, j < nv, d < n: attention's
+  // probabilities times values for the query heads sharing one KV head (each value row read once).
+  void (*mix_rows_f32)(const float* p, int ldp, int ns, const float* v, size_t ldv, int nv, float* out, int ldo,
+                       int n) = nullptr;
+  // p[j] = exp(p[j] - max) for j < n, returning their sum: one block of softmax numerators.
+  float (*exp_sum_f32)(float* p, int n, float max) = nullptr;
+  // gate[i] = silu(gate[i]) * up[i] for i < n (SwiGLU).
+  void (*silu_mul_f32)(float* gate, const float* up, size_t n) = nullptr;
   float (*dot_f32)(const float* a, const float* b, int n) = nullptr;
   void (*axpy_f32)(float a, const float* x, float* y, int n) = nullptr;  // y += a * x
   void (*scale_f32)(float a, float* y, int n) = nullptr;                 // y *= a

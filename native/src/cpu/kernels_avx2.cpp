@@ -3,6 +3,8 @@
 // Quantized weights: kquant_avx2.cpp.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "cpu/kernels.h"
 #include "util/half.h"
 
@@ -76,6 +78,74 @@ void gemm_float(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, floa
     for (int r = 0; r < nr; r++) float_tile<L, 1, 1>(W + r * ldw, ldw, X + t * ldx, ldx, Y + t * ldy + r, ldy, n);
 }
 
+// 32 columns of the output at a time in registers (4 vectors per head, up to 2 heads), so each
+// value vector is loaded once for all heads; the last columns go scalar.
+template <int S>
+inline void mix_block(const float* p, int ldp, const float* v, size_t ldv, int nv, float* out, int ldo, int d0) {
+  __m256 acc[S][4];
+  for (int s = 0; s < S; s++)
+    for (int c = 0; c < 4; c++) acc[s][c] = _mm256_loadu_ps(out + size_t(s) * ldo + d0 + 8 * c);
+  for (int j = 0; j < nv; j++) {
+    __m256 vv[4];
+    for (int c = 0; c < 4; c++) vv[c] = _mm256_loadu_ps(v + size_t(j) * ldv + d0 + 8 * c);
+    for (int s = 0; s < S; s++) {
+      const __m256 w = _mm256_set1_ps(p[size_t(s) * ldp + j]);
+      for (int c = 0; c < 4; c++) acc[s][c] = _mm256_fmadd_ps(w, vv[c], acc[s][c]);
+    }
+  }
+  for (int s = 0; s < S; s++)
+    for (int c = 0; c < 4; c++) _mm256_storeu_ps(out + size_t(s) * ldo + d0 + 8 * c, acc[s][c]);
+}
+
+void mix_rows_f32(const float* p, int ldp, int ns, const float* v, size_t ldv, int nv, float* out, int ldo, int n) {
+  int d0 = 0;
+  for (; d0 + 32 <= n; d0 += 32) {
+    int s = 0;
+    for (; s + 2 <= ns; s += 2) mix_block<2>(p + size_t(s) * ldp, ldp, v, ldv, nv, out + size_t(s) * ldo, ldo, d0);
+    for (; s < ns; s++) mix_block<1>(p + size_t(s) * ldp, ldp, v, ldv, nv, out + size_t(s) * ldo, ldo, d0);
+  }
+  for (int j = 0; j < nv && d0 < n; j++)
+    for (int s = 0; s < ns; s++)
+      for (int d = d0; d < n; d++) out[size_t(s) * ldo + d] += p[size_t(s) * ldp + j] * v[size_t(j) * ldv + d];
+}
+
+// exp(x) as in kernels_avx512.cpp, with 2^k built in the exponent bits (k in -126..127).
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.428606765330187e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
+}
+
+float exp_sum_f32(float* p, int n, float max) {
+  __m256 sum = _mm256_setzero_ps();
+  const __m256 m = _mm256_set1_ps(max);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(p + j), m));
+    _mm256_storeu_ps(p + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum(sum);
+  for (; j < n; j++) total += p[j] = std::exp(p[j] - max);
+  return total;
+}
+
+void silu_mul_f32(float* gate, const float* up, size_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; i++) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 float dot_f32(const float* a, const float* b, int n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int k = 0;
@@ -112,6 +182,9 @@ const KernelTable* avx2_kernels() {
     t.gemm_f32 = gemm_float<LoadF32>;
     t.gemm_f16 = gemm_float<LoadF16>;
     t.gemm_bf16 = gemm_float<LoadBF16>;
+    t.mix_rows_f32 = mix_rows_f32;
+    t.exp_sum_f32 = exp_sum_f32;
+    t.silu_mul_f32 = silu_mul_f32;
     t.dot_f32 = dot_f32;
     t.axpy_f32 = axpy_f32;
     t.scale_f32 = scale_f32;

@@ -1,6 +1,8 @@
 // Portable float kernels: plain loops the compiler can vectorize for the baseline ISA
 // (quantized weights: kquant_generic.cpp).
 
+#include <cmath>
+
 #include "cpu/kernels.h"
 #include "util/half.h"
 
@@ -36,6 +38,24 @@ void gemm_bf16(const uint8_t* W, size_t ldw, const uint8_t* X, size_t ldx, float
                [](const uint8_t* w, int k) { return bf16_to_f32(reinterpret_cast<const uint16_t*>(w)[k]); });
 }
 
+void mix_rows_f32(const float* p, int ldp, int ns, const float* v, size_t ldv, int nv, float* out, int ldo, int n) {
+  for (int j = 0; j < nv; j++)
+    for (int s = 0; s < ns; s++) {
+      const float w = p[size_t(s) * ldp + j];
+      for (int d = 0; d < n; d++) out[size_t(s) * ldo + d] += w * v[size_t(j) * ldv + d];
+    }
+}
+
+float exp_sum_f32(float* p, int n, float max) {
+  float sum = 0.0f;
+  for (int j = 0; j < n; j++) sum += p[j] = std::exp(p[j] - max);
+  return sum;
+}
+
+void silu_mul_f32(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 float dot_f32(const float* a, const float* b, int n) {
   float sum = 0.0f;
   for (int k = 0; k < n; k++) sum += a[k] * b[k];
@@ -59,6 +79,9 @@ const KernelTable& generic_kernels() {
     t.gemm_f32 = gemm_f32;
     t.gemm_f16 = gemm_f16;
     t.gemm_bf16 = gemm_bf16;
+    t.mix_rows_f32 = mix_rows_f32;
+    t.exp_sum_f32 = exp_sum_f32;
+    t.silu_mul_f32 = silu_mul_f32;
     t.dot_f32 = dot_f32;
     t.axpy_f32 = axpy_f32;
     t.scale_f32 = scale_f32;

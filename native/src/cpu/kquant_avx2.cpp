@@ -375,12 +375,16 @@ void quantize_q8_k(const float* x, uint8_t* row, int n) {
     __m256 m = _mm256_setzero_ps();
     for (int j = 0; j < 256; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(v + j)));
     const float amax = hmax(m);
+    // The signed value of largest magnitude: the first element whose |x| is amax.
     float max = 0;
-    for (int j = 0; j < 256; j++)
-      if (v[j] == amax || v[j] == -amax) {
-        max = v[j];
+    for (int j = 0; j < 256; j += 8) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(v + j));
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(amax), _CMP_EQ_OQ));
+      if (hit) {
+        max = v[j + __builtin_ctz(hit)];
         break;
       }
+    }
     const float iscale = amax != 0 ? -127.0f / max : 0.0f;
     const float d = amax != 0 ? 1 / iscale : 0.0f;
     const __m256 is = _mm256_set1_ps(iscale);

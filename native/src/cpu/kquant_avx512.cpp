@@ -371,11 +371,13 @@ void quantize_q8_k(const float* x, uint8_t* row, int n) {
     const float m = hmax(amax);
     // The signed value of largest magnitude: the first element whose |x| is m, as the reference scans.
     float max = 0;
-    for (int j = 0; j < 256; j++)
-      if (v[j] == m || v[j] == -m) {
-        max = v[j];
+    for (int j = 0; j < 256; j += 16) {
+      const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(v + j)), _mm512_set1_ps(m), _CMP_EQ_OQ);
+      if (hit) {
+        max = v[j + __builtin_ctz(hit)];
         break;
       }
+    }
     const float iscale = m != 0 ? -127.0f / max : 0.0f;
     const float d = m != 0 ? 1 / iscale : 0.0f;
     const __m512 is = _mm512_set1_ps(iscale);

@@ -134,7 +134,11 @@ class CudaBackend final : public Backend {
   void set_threads(int n) override { threads_ = n; }  // host threads are not used on this backend
   int threads() const override { return threads_; }
 
-  std::unique_ptr<KVCache> create_cache(int initial_capacity) override {
+  KVType default_kv_type() const override { return KVType::F16; }
+  std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) override {
+    // The cache here is fp16; other types await CUDA kernels that read them.
+    if (type != KVType::F16)
+      throw Error(std::string("KV type ") + kv_type_name(type) + " is not available on CUDA yet");
     return std::make_unique<CudaKVCache>(device_, c_, std::max(1, initial_capacity));
   }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kv_type.h"
 #include "model/model.h"
 
 namespace ilm {
@@ -35,7 +36,14 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  virtual std::unique_ptr<KVCache> create_cache(int initial_capacity) = 0;
+  // type: the cache's element type; throws ilm::Error when this backend does not offer it.
+  virtual std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) = 0;
+  std::unique_ptr<KVCache> create_cache(int initial_capacity) {
+    return create_cache(initial_capacity, default_kv_type());
+  }
+  // The type a session gets when it asks for none: f32 on the CPU (bit-for-bit llama.cpp F32-KV
+  // parity), the cache's native type elsewhere.
+  virtual KVType default_kv_type() const { return KVType::F32; }
   // Runs one chunk. The caller splits long inputs into chunks of at most max_batch() tokens.
   virtual void forward(KVCache& cache, const ForwardRequest& request) = 0;
   virtual int max_batch() const = 0;

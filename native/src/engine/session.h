@@ -16,11 +16,13 @@ using LogitsSink = std::function<void(int index, const float* logits)>;
 
 class Session {
  public:
-  // max_context: most positions this session may hold (0 = the model's context length).
-  Session(const Model& model, Backend& backend, int max_context);
+  // max_context: most positions this session may hold (0 = the model's context length);
+  // kv_type: the cache's element type.
+  Session(const Model& model, Backend& backend, int max_context, KVType kv_type);
 
   int length() const { return int(tokens_.size()); }
   int max_context() const { return max_context_; }
+  KVType kv_type() const { return kv_type_; }
   float rope_base() const { return rope_base_; }
   const std::vector<int32_t>& tokens() const { return tokens_; }
 
@@ -42,6 +44,7 @@ class Session {
   const Model& model_;
   Backend& backend_;
   int max_context_;
+  KVType kv_type_;
   std::unique_ptr<KVCache> cache_;
   std::vector<int32_t> tokens_;
   float rope_base_ = 0.0f;

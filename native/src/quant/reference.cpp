@@ -14,8 +14,14 @@
 namespace ilm::quant {
 namespace {
 
-// Round half to even, as ggml's nearest_int.
-inline int nearest_int(float f) { return int(std::lrintf(f)); }
+// Round half to even for |f| < 2^22, as ggml's nearest_int: adding 1.5 * 2^23 leaves the rounded
+// integer in the low mantissa bits (branch-free, so the scale searches vectorize).
+inline int nearest_int(float f) {
+  const float v = f + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
 
 inline float half(uint16_t h) { return fp16_to_f32(h); }
 

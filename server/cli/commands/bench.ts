@@ -1,8 +1,8 @@
 // internlm bench: prefill and decode speed on a random prompt. Decode is greedy and ignores stop
 // tokens (one evaluate call per token, taking the top-1 id), so every run decodes --gen-tokens.
-import type { Model } from '../../../native/index';
+import type { Model, SessionOptions } from '../../../native/index';
 import { intOption, parseOptions, requiredString } from '../args';
-import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
+import { ENGINE_FLAGS, SESSION_FLAGS, engineOptions, loadModel, sessionOptions } from '../model';
 import { printJson } from '../output';
 
 export interface BenchResult {
@@ -21,6 +21,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     'prompt-tokens': { type: 'string' },
     'gen-tokens': { type: 'string' },
     ...ENGINE_FLAGS,
+    ...SESSION_FLAGS,
     json: { type: 'boolean' },
   });
   const modelPath = requiredString(options, 'model');
@@ -28,7 +29,7 @@ export async function benchCommand(args: string[]): Promise<void> {
   const genTokens = intOption(options, 'gen-tokens', { min: 1 }) ?? 64;
   const model = await loadModel(modelPath, engineOptions(options));
   try {
-    const result = await bench(model, promptTokens, genTokens);
+    const result = await bench(model, promptTokens, genTokens, sessionOptions(options, promptTokens + genTokens));
     if (options.json) {
       printJson(result);
       return;
@@ -42,9 +43,9 @@ export async function benchCommand(args: string[]): Promise<void> {
   }
 }
 
-async function bench(model: Model, promptTokens: number, genTokens: number): Promise<BenchResult> {
+async function bench(model: Model, promptTokens: number, genTokens: number, options: SessionOptions): Promise<BenchResult> {
   const prompt = randomTokens(promptTokens, model.info.vocabSize);
-  const session = model.createSession({ contextLength: promptTokens + genTokens });
+  const session = model.createSession(options);
   try {
     // Prefill ends with the first greedy token, as llama.cpp's does: all but the last prompt token
     // without logits, then the last one with its top-1.

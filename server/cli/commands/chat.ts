@@ -4,7 +4,7 @@ import readline from 'node:readline';
 import type { Model, Session } from '../../../native/index';
 import { chatTurnTokens, generationPromptTokens, turnEndTokens } from '../../prompt/chatml';
 import { parseOptions, requiredString } from '../args';
-import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
+import { ENGINE_FLAGS, SESSION_FLAGS, engineOptions, loadModel, sessionOptions } from '../model';
 import { reportGeneration } from '../report';
 import { DEFAULT_SAMPLING } from '../sampling';
 
@@ -18,10 +18,10 @@ const MAX_REPLY_TOKENS = 1024;
 type Turns = number[][];
 
 export async function chatCommand(args: string[]): Promise<void> {
-  const options = parseOptions(args, { model: { type: 'string' }, ...ENGINE_FLAGS });
+  const options = parseOptions(args, { model: { type: 'string' }, ...ENGINE_FLAGS, ...SESSION_FLAGS });
   const modelPath = requiredString(options, 'model');
   const model = await loadModel(modelPath, engineOptions(options));
-  const session = model.createSession();
+  const session = model.createSession(sessionOptions(options));
   try {
     await converse(model, session);
   } finally {

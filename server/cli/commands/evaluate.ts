@@ -4,7 +4,7 @@ import type { Model, RopeScalingType } from '../../../native/index';
 import { choiceOption, floatOption, intOption, parseOptions, requiredString, tokenListOption, UsageError } from '../args';
 import { textInput } from '../input';
 import { abortOnInterrupt } from '../interrupt';
-import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
+import { ENGINE_FLAGS, SESSION_FLAGS, engineOptions, loadModel, sessionOptions } from '../model';
 import { printJson, showPiece } from '../output';
 
 const DEFAULT_TOP = 20;
@@ -17,6 +17,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     'text-file': { type: 'string' },
     top: { type: 'string' },
     ...ENGINE_FLAGS,
+    ...SESSION_FLAGS,
     'rope-scaling': { type: 'string' },
     'rope-factor': { type: 'string' },
     json: { type: 'boolean' },
@@ -37,7 +38,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     const outOfRange = tokens.find((id) => id >= model.info.vocabSize);
     if (outOfRange !== undefined) throw new Error(`token id ${outOfRange} is outside the vocabulary (size ${model.info.vocabSize})`);
 
-    const session = model.createSession({ contextLength: tokens.length });
+    const session = model.createSession(sessionOptions(options, tokens.length));
     const controller = new AbortController();
     const release = abortOnInterrupt(controller);
     try {

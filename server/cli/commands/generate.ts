@@ -2,7 +2,7 @@
 // text to stdout. Ctrl-C stops generation; what was produced so far stays printed.
 import { intOption, parseOptions, requiredString } from '../args';
 import { abortOnInterrupt } from '../interrupt';
-import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
+import { ENGINE_FLAGS, SESSION_FLAGS, engineOptions, loadModel, sessionOptions } from '../model';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling';
 import { chatPromptTokens } from '../../prompt/chatml';
 import { reportGeneration } from '../report';
@@ -16,6 +16,7 @@ export async function generateCommand(args: string[]): Promise<number> {
     chat: { type: 'boolean' },
     'max-tokens': { type: 'string' },
     ...ENGINE_FLAGS,
+    ...SESSION_FLAGS,
     ...SAMPLING_FLAGS,
   });
   const modelPath = requiredString(options, 'model');
@@ -28,7 +29,7 @@ export async function generateCommand(args: string[]): Promise<number> {
     const tokens = options.chat
       ? chatPromptTokens(model, [{ role: 'user', content: prompt }])
       : [model.info.bosId, ...model.tokenize(prompt)];
-    const session = model.createSession({ contextLength: tokens.length + maxTokens });
+    const session = model.createSession(sessionOptions(options, tokens.length + maxTokens));
     const controller = new AbortController();
     const release = abortOnInterrupt(controller);
     try {

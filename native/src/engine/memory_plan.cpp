@@ -1,0 +1,89 @@
+#include "engine/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace ilm {
+namespace {
+
+uint64_t mem_available() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kib = 0;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  throw Error("cannot read MemAvailable from /proc/meminfo");
+}
+
+// Mirrors CpuBackend's scratch (residual, norm, qkv, q/k/v, attention, gate/up, converted
+// activations) and the session's logits rows, for `chunk` tokens at once.
+uint64_t workspace_bytes(const ModelConfig& c, int chunk) {
+  const uint64_t hd = c.head_dim, q = uint64_t(c.n_heads) * hd, kv = uint64_t(c.n_kv_heads) * hd;
+  const uint64_t per_token = 2 * uint64_t(c.dim) + std::max<uint64_t>(c.dim, q + 2 * kv) + 2 * q + 2 * kv +
+                             2 * uint64_t(c.ffn_dim) + std::max(c.dim, c.ffn_dim) + c.vocab_size;
+  return per_token * sizeof(float) * uint64_t(chunk);
+}
+
+std::string human(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (uint64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", double(bytes) / double(1 << 30));
+  else std::snprintf(buf, sizeof buf, "%.0f MiB", double(bytes) / double(1 << 20));
+  return buf;
+}
+
+// "1M", "1.5M", "300K", "4096": how people say context lengths (rounded down, never up).
+std::string tokens(uint64_t n) {
+  if (n >= 1000000) {
+    const uint64_t tenths = n / 100000;
+    return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "") + "M";
+  }
+  if (n >= 10000) return std::to_string(n / 1000) + "K";
+  return std::to_string(n);
+}
+
+}  // namespace
+
+uint64_t kv_bytes_per_token(const ModelConfig& c, KVType type) {
+  return 2 * uint64_t(c.n_layers) * uint64_t(c.n_kv_heads) * kv_row_bytes(type, c.head_dim);
+}
+
+MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes) {
+  MemoryPlan p;
+  p.memory_bytes = memory_bytes ? memory_bytes : mem_available();
+  p.weights_bytes = model.file_bytes;
+  p.workspace_bytes = workspace_bytes(model.config, chunk);
+  const uint64_t used = p.weights_bytes + p.workspace_bytes;
+  const uint64_t free_for_kv = p.memory_bytes > used ? p.memory_bytes - used : 0;
+  for (int t = 0; t < MemoryPlan::kTypes; t++) {
+    p.bytes_per_token[t] = kv_bytes_per_token(model.config, KVType(t));
+    p.max_context[t] = free_for_kv / p.bytes_per_token[t];
+  }
+  return p;
+}
+
+std::string context_fit_error(const MemoryPlan& plan, KVType type, uint64_t context) {
+  const int t = int(type);
+  if (context <= plan.max_context[t]) return "";
+  const uint64_t used = plan.weights_bytes + plan.workspace_bytes;
+  const uint64_t free_for_kv = plan.memory_bytes > used ? plan.memory_bytes - used : 0;
+  std::ostringstream msg;
+  msg << "a " << tokens(context) << "-token context needs " << human(context * plan.bytes_per_token[t])
+      << " of KV cache in " << kv_type_name(type) << "; this machine has " << human(free_for_kv)
+      << " free after the weights and workspace: ";
+  // The smallest type that would fit, else the longest context this type allows.
+  for (int smaller = t + 1; smaller < MemoryPlan::kTypes; smaller++)
+    if (context <= plan.max_context[smaller]) {
+      msg << "use " << kv_type_name(KVType(smaller)) << " or ≤ " << tokens(plan.max_context[t]) << " tokens";
+      return msg.str();
+    }
+  msg << "use ≤ " << tokens(plan.max_context[t]) << " tokens";
+  return msg.str();
+}
+
+}  // namespace ilm
