@@ -2,11 +2,15 @@
 // files with the same thread counts: the `mid` test model as F16, and quantized by our
 // `quantize` to Q4_K_M and Q8_0; prompt 256 tokens, greedy decode 64, threads 1 and 2.
 //
+// Both run in this process the way an application drives them: ours through the engine API's
+// generate (prefill = the prompt up to its first token's logits, decode = 64 more tokens, stop
+// tokens ignored), llama.cpp through node-llama-cpp's sequence.evaluate (test/reference).
+//
 // The machine is shared, so each (type, threads) cell runs REPS rounds that alternate ours and
 // llama.cpp (who goes first alternates too) and reports medians; the spread column, (max - min) /
 // median over the rounds, says how noisy the cell was. Appends a dated section to bench/RESULTS.md.
 //
-//   npm run bench:cpu [-- --reps N] [-- --types Q4_K_M,Q8_0,F16] [-- --threads 1,2]
+//   npm run bench:cpu [-- --reps N] [-- --types Q4_K_M,Q8_0,F16] [-- --threads 1,2] [-- --print-only]
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -14,13 +18,17 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { makeModel } from '../test/fixtures/make-model.mjs';
-import { referenceBench } from '../test/reference/llamacpp.mjs';
-import { runCliJson } from '../test/support/cli.mjs';
+import { randomTokens, referenceBench } from '../test/reference/llamacpp.mjs';
 
-const { quantizeModel } = createRequire(import.meta.url)('../dist/engine.js');
+const { Model, quantizeModel } = createRequire(import.meta.url)('../dist/engine.js');
 
 const { values: args } = parseArgs({
-  options: { reps: { type: 'string', default: '5' }, types: { type: 'string', default: 'Q4_K_M,Q8_0,F16' }, threads: { type: 'string', default: '1,2' } },
+  options: {
+    reps: { type: 'string', default: '5' },
+    types: { type: 'string', default: 'Q4_K_M,Q8_0,F16' },
+    threads: { type: 'string', default: '1,2' },
+    'print-only': { type: 'boolean', default: false },  // exploratory runs: nothing appended
+  },
 });
 const REPS = Number(args.reps);
 const TYPES = args.types.split(',');
@@ -41,9 +49,24 @@ const median = (xs) => {
 const spread = (xs) => (Math.max(...xs) - Math.min(...xs)) / median(xs);
 const pct = (x) => `${Math.round(100 * x)}%`;
 
+// The model is loaded (and its weights paged in) before timing, as llama.cpp's loadModel does.
 async function ours(file, threads) {
-  return runCliJson(['bench', '--model', file, '--prompt-tokens', String(PROMPT_TOKENS), '--gen-tokens', String(GEN_TOKENS),
-    '--threads', String(threads)], { timeoutMs: 600_000 });
+  const model = await Model.load(file, { threads, device: 'cpu' });
+  try {
+    const session = model.createSession({ contextLength: PROMPT_TOKENS + GEN_TOKENS + 1 });
+    try {
+      const prompt = randomTokens(PROMPT_TOKENS, model.info.vocabSize, 1);
+      // GEN_TOKENS + 1 sampled tokens: the first comes from the prompt's logits, each other one
+      // costs a forward pass, as in llama.cpp's count.
+      const r = await session.generate({ prompt, maxTokens: GEN_TOKENS + 1, temperature: 0, stopTokens: [] });
+      if (r.tokens.length !== GEN_TOKENS + 1) throw new Error(`generated ${r.tokens.length} tokens, expected ${GEN_TOKENS + 1}`);
+      return { prefill_tok_s: PROMPT_TOKENS / (r.promptMs / 1000), decode_tok_s: GEN_TOKENS / (r.generateMs / 1000) };
+    } finally {
+      session.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
 }
 
 function theirs(file, threads) {
@@ -103,8 +126,10 @@ try {
     '',
   ].join('\n');
   process.stdout.write(`${table}\n`);
-  appendFileSync(RESULTS, `\n${section}`);
-  process.stderr.write(`appended to ${RESULTS}\n`);
+  if (!args['print-only']) {
+    appendFileSync(RESULTS, `\n${section}`);
+    process.stderr.write(`appended to ${RESULTS}\n`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -9,10 +9,12 @@
 //  - the file itself: metadata and the llama.cpp type mix; bad inputs give clear errors.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { ggufLayout } from './fixtures/gguf-layout.mjs';
 import { makeModel } from './fixtures/make-model.mjs';
 import { randomTokens, referenceLogprobs } from './reference/llamacpp.mjs';
@@ -82,6 +84,16 @@ before(async () => {
   writeFileSync(zeroedF32, buf);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+// The SIMD kernel tables this CPU runs (generic, AVX2, AVX-512) against an exact double reference
+// of ggml's dequantization, for every weight type: native/tools/kernel_check.
+test('kernel_check: every kernel table matches the exact reference', () => {
+  const tool = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'build', 'kernel_check');
+  const r = spawnSync(tool, { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.error, undefined, `cannot run ${tool} (npm run build:native builds it)`);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /generic: ok/);
+});
 
 describe('dequantization matches llama.cpp (ggml) for every type', () => {
   for (const [fileType, type] of Object.entries(FILE_TYPES)) {
@@ -168,11 +180,11 @@ describe('quantize', () => {
     assert.ok(Math.max(...d) <= MODEL_TOLERANCE);
   });
 
-  test('metadata: the converter\'s vocabulary and our dynamic NTK key, from HF and from GGUF', async () => {
+  test('from HF and from GGUF: the same tensors, the converter\'s vocabulary, our dynamic NTK key', async () => {
     const fromHf = path.join(dir, 'meta-hf.gguf');
     const fromGguf = path.join(dir, 'meta-gguf.gguf');
     await quantizeModel(base.paths['hf-bf16'], fromHf, 'Q8_0');
-    await quantizeModel(base.paths['gguf-f16'], fromGguf, 'Q8_0');
+    await quantizeModel(base.paths['gguf-f32'], fromGguf, 'Q8_0');
     const reference = ggufLayout(readFileSync(base.paths['gguf-f32']));
     const read = (file) => {
       const buf = readFileSync(file);
@@ -199,11 +211,19 @@ describe('quantize', () => {
       assert.equal(out.layout.kv.get('internlm2.rope.scaling.type'), undefined, 'no rope.scaling.type (llama.cpp aborts on "dynamic")');
     }
     // The HF config says dynamic x2: written under our key; the official-style GGUF source says nothing.
-    const hf = read(fromHf).buf;
-    const hfLayout = ggufLayout(hf);
-    assert.equal(hf.readFloatLE(hfLayout.kv.get('internlm2.rope.scaling.dynamic_factor').valueAt), 2);
-    assert.equal(ggufLayout(readFileSync(fromGguf)).kv.get('internlm2.rope.scaling.dynamic_factor'), undefined);
-    // Both load and agree with each other (same weights, bf16 and f16 sources hold the same values).
+    const hf = read(fromHf);
+    assert.equal(hf.buf.readFloatLE(hf.layout.kv.get('internlm2.rope.scaling.dynamic_factor').valueAt), 2);
+    const gguf = read(fromGguf);
+    assert.equal(gguf.layout.kv.get('internlm2.rope.scaling.dynamic_factor'), undefined);
+    // The bf16 checkpoint and the f32 GGUF hold the same values, so the HF path (packed wqkv split
+    // into Q, K, V with the Q/K row permutation) must give the GGUF path's tensors byte for byte.
+    assert.deepEqual(hf.layout.tensors.map((t) => t.name), gguf.layout.tensors.map((t) => t.name));
+    hf.layout.tensors.forEach((t, i) => {
+      const next = hf.layout.tensors[i + 1]?.offset ?? hf.buf.length - hf.layout.dataStart;
+      const bytes = (b, l, at, end) => b.subarray(l.dataStart + at, l.dataStart + end);
+      assert.ok(bytes(hf.buf, hf.layout, t.offset, next).equals(bytes(gguf.buf, gguf.layout, gguf.layout.tensors[i].offset,
+        gguf.layout.tensors[i + 1]?.offset ?? gguf.buf.length - gguf.layout.dataStart)), `${t.name} differs`);
+    });
     const info = await runCliJson(['info', '--model', fromHf]);
     assert.equal(info.ropeScaling.type, 'dynamic');
     assert.equal(info.weightTypes.Q8_0, 7 * base.config.nLayers + 2);
@@ -233,15 +253,18 @@ describe('quantize', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cannot write .*x\.gguf: directory .*no-such-dir does not exist/);
 
-    const locked = path.join(dir, 'locked');
-    mkdirSync(locked);
-    chmodSync(locked, 0o500);
-    try {
-      if (process.getuid?.() !== 0) {
+    // Unwritable outputs fail before any work, naming the path and the system's reason.
+    await assert.rejects(quantizeModel(base.paths['gguf-f32'], path.join(base.paths['gguf-f32'], 'x.gguf'), 'Q8_0'),
+      /cannot write .*x\.gguf: Not a directory/);
+    if (process.getuid?.() !== 0) {  // root writes anywhere
+      const locked = path.join(dir, 'locked');
+      mkdirSync(locked);
+      chmodSync(locked, 0o500);
+      try {
         await assert.rejects(quantizeModel(base.paths['gguf-f32'], path.join(locked, 'x.gguf'), 'Q8_0'), /cannot write .*x\.gguf: Permission denied/);
+      } finally {
+        chmodSync(locked, 0o700);
       }
-    } finally {
-      chmodSync(locked, 0o700);
     }
   });
 

@@ -1,6 +1,8 @@
-// AVX2 KV-row kernels: 8 values per step, codes widened to f32 in registers; scalar tails.
+// AVX2 KV-row kernels: 8 values dequantized per step into one register, then used by up to 8
+// query heads before the next load; scalar tails.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/kv_kernels.h"
@@ -16,111 +18,113 @@ float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-void header(const uint8_t* row, float* scale, float* zero) {
-  std::memcpy(scale, row, 4);
-  std::memcpy(zero, row + 4, 4);
-}
-
-inline __m256 load_f16(const uint8_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-inline __m256 load_q8(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-// 8 nibbles from 4 bytes, in value order (low nibble first).
-inline __m256 load_q4(const uint8_t* p) {
-  uint32_t b;
-  std::memcpy(&b, p, 4);
-  const __m256i bytes = _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(int(b)));  // byte k in lane k (k<4)
-  const __m256i idx = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-  const __m256i spread = _mm256_permutevar8x32_epi32(bytes, idx);
-  const __m256i shifts = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
-  return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(spread, shifts), _mm256_set1_epi32(15)));
-}
-
-float dot_f16(const float* q, const uint8_t* row, int n) {
-  __m256 acc = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16(row + 2 * i), acc);
-  float s = hsum(acc);
-  const auto* h = reinterpret_cast<const uint16_t*>(row);
-  for (; i < n; i++) s += q[i] * fp16_to_f32(h[i]);
-  return s;
-}
-void axpy_f16(float a, const uint8_t* row, float* out, int n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(va, load_f16(row + 2 * i), _mm256_loadu_ps(out + i)));
-  const auto* h = reinterpret_cast<const uint16_t*>(row);
-  for (; i < n; i++) out[i] += a * fp16_to_f32(h[i]);
-}
-
-float dot_q8(const float* q, const uint8_t* row, int n) {
-  float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  __m256 qc = _mm256_setzero_ps(), qs = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 vq = _mm256_loadu_ps(q + i);
-    qc = _mm256_fmadd_ps(vq, load_q8(c + i), qc);
-    qs = _mm256_add_ps(qs, vq);
+// A row's values from i on: vec(i) gives 8 of them (i a multiple of 8), at(i) one.
+struct F16Row {
+  const uint8_t* p;
+  explicit F16Row(const uint8_t* row) : p(row) {}
+  __m256 vec(int i) const { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i))); }
+  float at(int i) const {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return fp16_to_f32(h);
   }
-  float sc = hsum(qc), ss = hsum(qs);
-  for (; i < n; i++) sc += q[i] * float(c[i]), ss += q[i];
-  return s * sc + z * ss;
-}
-void axpy_q8(float a, const uint8_t* row, float* out, int n) {
+};
+
+struct Q8Row {
   float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  const __m256 as = _mm256_set1_ps(a * s), az = _mm256_set1_ps(a * z);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_fmadd_ps(as, load_q8(c + i), az), _mm256_loadu_ps(out + i)));
-  for (; i < n; i++) out[i] += a * s * float(c[i]) + a * z;
+  const uint8_t* c;
+  __m256 vs, vz;
+  explicit Q8Row(const uint8_t* row) : c(row + 8) {
+    std::memcpy(&s, row, 4), std::memcpy(&z, row + 4, 4);
+    vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+  }
+  __m256 vec(int i) const {
+    const __m256i codes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + i)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes), vs, vz);
+  }
+  float at(int i) const { return s * float(c[i]) + z; }
+};
+
+// q4: value 2i in the low nibble of byte i/2, value 2i+1 in the high nibble.
+struct Q4Row {
+  float s, z;
+  const uint8_t* c;
+  __m256 vs, vz;
+  explicit Q4Row(const uint8_t* row) : c(row + 8) {
+    std::memcpy(&s, row, 4), std::memcpy(&z, row + 4, 4);
+    vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+  }
+  __m256 vec(int i) const {
+    uint32_t b;
+    std::memcpy(&b, c + i / 2, 4);
+    // Byte k to lanes 2k and 2k+1, then the low nibble in even lanes and the high one in odd.
+    const __m256i bytes = _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(int(b)));
+    const __m256i spread = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    const __m256i nib = _mm256_and_si256(_mm256_srlv_epi32(spread, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4)),
+                                         _mm256_set1_epi32(15));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(nib), vs, vz);
+  }
+  float at(int i) const { return s * float((c[i >> 1] >> ((i & 1) * 4)) & 15) + z; }
+};
+
+constexpr int kHeads = 8;  // query heads per pass: one accumulator register each
+
+template <class Row>
+void dot(const float* q, size_t q_stride, int nq, const uint8_t* row, int n, float* out, size_t out_stride) {
+  const Row x(row);
+  for (int h0 = 0; h0 < nq; h0 += kHeads) {
+    const int hn = std::min(kHeads, nq - h0);
+    const float* qh = q + h0 * q_stride;
+    __m256 acc[kHeads];
+    for (int h = 0; h < hn; h++) acc[h] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = x.vec(i);
+      for (int h = 0; h < hn; h++) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(qh + h * q_stride + i), v, acc[h]);
+    }
+    for (int h = 0; h < hn; h++) {
+      float r = hsum(acc[h]);
+      for (int k = i; k < n; k++) r += qh[h * q_stride + k] * x.at(k);
+      out[(h0 + h) * out_stride] = r;
+    }
+  }
 }
 
-inline int nibble(const uint8_t* c, int i) { return (c[i >> 1] >> ((i & 1) * 4)) & 15; }
-float dot_q4(const float* q, const uint8_t* row, int n) {
-  float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  __m256 qc = _mm256_setzero_ps(), qs = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 vq = _mm256_loadu_ps(q + i);
-    qc = _mm256_fmadd_ps(vq, load_q4(c + i / 2), qc);
-    qs = _mm256_add_ps(qs, vq);
+template <class Row>
+void axpy(const float* a, size_t a_stride, int na, const uint8_t* row, float* out, size_t out_stride, int n) {
+  const Row x(row);
+  for (int h0 = 0; h0 < na; h0 += kHeads) {
+    const int hn = std::min(kHeads, na - h0);
+    __m256 va[kHeads];
+    for (int h = 0; h < hn; h++) va[h] = _mm256_set1_ps(a[(h0 + h) * a_stride]);
+    float* oh = out + h0 * out_stride;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = x.vec(i);
+      for (int h = 0; h < hn; h++) {
+        float* o = oh + h * out_stride + i;
+        _mm256_storeu_ps(o, _mm256_fmadd_ps(va[h], v, _mm256_loadu_ps(o)));
+      }
+    }
+    for (; i < n; i++) {
+      const float xi = x.at(i);
+      for (int h = 0; h < hn; h++) oh[h * out_stride + i] += a[(h0 + h) * a_stride] * xi;
+    }
   }
-  float sc = hsum(qc), ss = hsum(qs);
-  for (; i < n; i++) sc += q[i] * float(nibble(c, i)), ss += q[i];
-  return s * sc + z * ss;
-}
-void axpy_q4(float a, const uint8_t* row, float* out, int n) {
-  float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  const __m256 as = _mm256_set1_ps(a * s), az = _mm256_set1_ps(a * z);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_fmadd_ps(as, load_q4(c + i / 2), az), _mm256_loadu_ps(out + i)));
-  for (; i < n; i++) out[i] += a * s * float(nibble(c, i)) + a * z;
 }
 
 // Stores are once per token and row: the portable quantizer serves both tables.
-KVKernels with_store(KVType type, float (*dot)(const float*, const uint8_t*, int),
-                     void (*axpy)(float, const uint8_t*, float*, int)) {
-  return {kv_kernels_generic(type)->store, dot, axpy};
+template <class Row>
+KVKernels table(KVType type) {
+  return {kv_kernels_generic(type)->store, dot<Row>, axpy<Row>};
 }
 
 }  // namespace
 
 const KVKernels* kv_kernels_avx2(KVType type) {
-  static const KVKernels f16 = with_store(KVType::F16, dot_f16, axpy_f16);
-  static const KVKernels q8 = with_store(KVType::Q8, dot_q8, axpy_q8);
-  static const KVKernels q4 = with_store(KVType::Q4, dot_q4, axpy_q4);
+  static const KVKernels f16 = table<F16Row>(KVType::F16);
+  static const KVKernels q8 = table<Q8Row>(KVType::Q8);
+  static const KVKernels q4 = table<Q4Row>(KVType::Q4);
   switch (type) {
     case KVType::F16: return &f16;
     case KVType::Q8: return &q8;

@@ -20,47 +20,20 @@ void header_and_codes(const float* x, int n, int levels, float* scale, float* ze
   *zero = lo;
 }
 
+void write_header(uint8_t* row, float s, float z) {
+  std::memcpy(row, &s, 4);
+  std::memcpy(row + 4, &z, 4);
+}
+
 void store_f16(const float* x, uint8_t* row, int n) {
   auto* h = reinterpret_cast<uint16_t*>(row);
   for (int i = 0; i < n; i++) h[i] = f32_to_fp16(x[i]);
-}
-float dot_f16(const float* q, const uint8_t* row, int n) {
-  const auto* h = reinterpret_cast<const uint16_t*>(row);
-  float s = 0;
-  for (int i = 0; i < n; i++) s += q[i] * fp16_to_f32(h[i]);
-  return s;
-}
-void axpy_f16(float a, const uint8_t* row, float* out, int n) {
-  const auto* h = reinterpret_cast<const uint16_t*>(row);
-  for (int i = 0; i < n; i++) out[i] += a * fp16_to_f32(h[i]);
-}
-
-void header(const uint8_t* row, float* scale, float* zero) {
-  std::memcpy(scale, row, 4);
-  std::memcpy(zero, row + 4, 4);
 }
 
 void store_q8(const float* x, uint8_t* row, int n) {
   float s, z;
   header_and_codes(x, n, 256, &s, &z, row + 8);
-  std::memcpy(row, &s, 4);
-  std::memcpy(row + 4, &z, 4);
-}
-// q · (s c + z) = s (q · c) + z Σq
-float dot_q8(const float* q, const uint8_t* row, int n) {
-  float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  float qc = 0, qs = 0;
-  for (int i = 0; i < n; i++) qc += q[i] * float(c[i]), qs += q[i];
-  return s * qc + z * qs;
-}
-void axpy_q8(float a, const uint8_t* row, float* out, int n) {
-  float s, z;
-  header(row, &s, &z);
-  const uint8_t* c = row + 8;
-  const float as = a * s, az = a * z;
-  for (int i = 0; i < n; i++) out[i] += as * float(c[i]) + az;
+  write_header(row, s, z);
 }
 
 // q4: value 2i in the low nibble of byte i/2, value 2i+1 in the high nibble.
@@ -68,28 +41,53 @@ void store_q4(const float* x, uint8_t* row, int n) {
   uint8_t codes[kMaxKVHeadDim];
   float s, z;
   header_and_codes(x, n, 16, &s, &z, codes);
-  std::memcpy(row, &s, 4);
-  std::memcpy(row + 4, &z, 4);
+  write_header(row, s, z);
   for (int i = 0; i < n; i += 2) row[8 + i / 2] = uint8_t(codes[i] | ((i + 1 < n ? codes[i + 1] : 0) << 4));
 }
-inline int nibble(const uint8_t* c, int i) { return (c[i >> 1] >> ((i & 1) * 4)) & 15; }
-float dot_q4(const float* q, const uint8_t* row, int n) {
+
+// Element i of a row, dequantized.
+struct F16Row {
+  const uint16_t* h;
+  explicit F16Row(const uint8_t* row) : h(reinterpret_cast<const uint16_t*>(row)) {}
+  float operator()(int i) const { return fp16_to_f32(h[i]); }
+};
+struct Q8Row {
   float s, z;
-  header(row, &s, &z);
-  float qc = 0, qs = 0;
-  for (int i = 0; i < n; i++) qc += q[i] * float(nibble(row + 8, i)), qs += q[i];
-  return s * qc + z * qs;
-}
-void axpy_q4(float a, const uint8_t* row, float* out, int n) {
+  const uint8_t* c;
+  explicit Q8Row(const uint8_t* row) : c(row + 8) { std::memcpy(&s, row, 4), std::memcpy(&z, row + 4, 4); }
+  float operator()(int i) const { return s * float(c[i]) + z; }
+};
+struct Q4Row {
   float s, z;
-  header(row, &s, &z);
-  const float as = a * s, az = a * z;
-  for (int i = 0; i < n; i++) out[i] += as * float(nibble(row + 8, i)) + az;
+  const uint8_t* c;
+  explicit Q4Row(const uint8_t* row) : c(row + 8) { std::memcpy(&s, row, 4), std::memcpy(&z, row + 4, 4); }
+  float operator()(int i) const { return s * float((c[i >> 1] >> ((i & 1) * 4)) & 15) + z; }
+};
+
+template <class Row>
+void dot(const float* q, size_t q_stride, int nq, const uint8_t* row, int n, float* out, size_t out_stride) {
+  const Row x(row);
+  for (int h = 0; h < nq; h++) {
+    const float* qh = q + h * q_stride;
+    float acc = 0;
+    for (int i = 0; i < n; i++) acc += qh[i] * x(i);
+    out[h * out_stride] = acc;
+  }
 }
 
-const KVKernels kF16{store_f16, dot_f16, axpy_f16};
-const KVKernels kQ8{store_q8, dot_q8, axpy_q8};
-const KVKernels kQ4{store_q4, dot_q4, axpy_q4};
+template <class Row>
+void axpy(const float* a, size_t a_stride, int na, const uint8_t* row, float* out, size_t out_stride, int n) {
+  const Row x(row);
+  for (int h = 0; h < na; h++) {
+    const float ah = a[h * a_stride];
+    float* oh = out + h * out_stride;
+    for (int i = 0; i < n; i++) oh[i] += ah * x(i);
+  }
+}
+
+const KVKernels kF16{store_f16, dot<F16Row>, axpy<F16Row>};
+const KVKernels kQ8{store_q8, dot<Q8Row>, axpy<Q8Row>};
+const KVKernels kQ4{store_q4, dot<Q4Row>, axpy<Q4Row>};
 
 }  // namespace
 
