@@ -116,17 +116,20 @@ test('when the workspace does not fit, the oldest files are left out and listed 
 });
 
 test('a completion is served while a long workspace prefill runs', async () => {
-  // About 7k tokens of fresh files: seconds of prefill on the tiny model.
-  for (let i = 0; i < 3; i++) write(`bulk/part${i}.ts`, source(`part${i}`, 100 + i).repeat(3), T0 + 1000 + i);
+  // About 20k tokens of fresh files: seconds of prefill on the tiny model even on a quiet machine.
+  for (let i = 0; i < 9; i++) write(`bulk/part${i}.ts`, source(`part${i}`, 100 + i).repeat(3), T0 + 1000 + i);
   const uri = 'file:///elsewhere/a.ts';
   await client.open(uri, 'typescript', 'const answer = ');
   const started = performance.now();
   let workspaceDone = 0;
+  const busy = client.nextStatus((st) => st.state === 'busy');
   const long = ask('Explain everything.', { maxTokens: 1 }).result.then((r) => {
     workspaceDone = performance.now();
     return r;
   });
-  await new Promise((r) => setTimeout(r, 1000));
+  // Ask once the engine is working on the workspace prompt (packing and tokenizing come first).
+  await busy;
+  await new Promise((r) => setTimeout(r, 300));
   const sent = performance.now();
   const completion = await client.request('textDocument/inlineCompletion', {
     textDocument: { uri }, position: { line: 0, character: 15 }, context: { triggerKind: 2 },
