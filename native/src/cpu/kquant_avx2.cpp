@@ -13,6 +13,9 @@ namespace {
 
 using namespace quant;
 
+// Decode streams every weight once per token, one row after the other. A software prefetch 1 KB
+// ahead measured the same as none on Zen 5 (the hardware prefetcher follows one stream); it is kept
+// for cores whose prefetchers are weaker.
 constexpr int kPrefetchBytes = 1024;
 
 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
