@@ -29,6 +29,8 @@ function unavailable(error: unknown): EngineUnavailable {
   if (/out of memory|bad_alloc|cannot allocate/i.test(message)) {
     return new EngineUnavailable('outOfMemory', `Not enough memory to load the model: ${message}. A smaller quantization or a smaller internlm.contextLength may help.`);
   }
+  // The engine names device problems itself ("no usable CUDA device: …", "no CUDA backend").
+  if (/CUDA/.test(message)) return new EngineUnavailable('noGpu', `${message}. Set internlm.device to "auto" or "cpu".`);
   if (/ENOENT|no such file|not found/i.test(message)) return new EngineUnavailable('modelNotFound', `${message}. ${SELECT_HINT}.`);
   return new EngineUnavailable('badModel', `The model could not be loaded: ${message}. ${SELECT_HINT}.`);
 }
@@ -139,10 +141,6 @@ export class EngineHost {
       },
     });
     const { info } = model;
-    if (settings.device === 'cuda' && !info.backends.includes('cuda')) {
-      model.dispose();
-      throw new EngineUnavailable('noGpu', 'internlm.device is "cuda", but this engine was built without CUDA support. Set internlm.device to "auto" or "cpu".');
-    }
     this.log(`loaded ${info.name} in ${Date.now() - started} ms: ${info.blockCount} layers, context ${info.contextLength}, backends ${info.backends.join(', ')}, ${info.threads} threads`);
     return { model, sessions: this.sessionPoolFor(model) };
   }
