@@ -46,7 +46,16 @@ class CpuKVCache final : public KVCache {
     }
     capacity_ = grown;
   }
-  KVType type() const { return type_; }
+  KVType type() const override { return type_; }
+  size_t position_bytes() const override { return row_; }
+  void read_rows(int layer, bool value, int from, int n, void* dst) const override {
+    const auto& buf = (value ? v_ : k_)[layer];
+    std::memcpy(dst, buf.data() + size_t(from) * row_, size_t(n) * row_);
+  }
+  void write_rows(int layer, bool value, int from, int n, const void* src) override {
+    auto& buf = (value ? v_ : k_)[layer];
+    std::memcpy(buf.data() + size_t(from) * row_, src, size_t(n) * row_);
+  }
   size_t head_bytes() const { return head_bytes_; }
   size_t row_bytes() const { return row_; }
   float* k(int layer, int pos) { return reinterpret_cast<float*>(k_row(layer, pos)); }

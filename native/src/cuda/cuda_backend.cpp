@@ -91,6 +91,19 @@ class CudaKVCache final : public KVCache {
     decode_graph.reset();  // it points at the old buffers
   }
 
+  KVType type() const override { return KVType::F16; }
+  size_t position_bytes() const override { return row_ * 2; }
+  void read_rows(int layer, bool value, int from, int n, void* dst) const override {
+    DeviceScope scope(device_);
+    const uint16_t* src = (value ? v(layer) : k(layer)) + size_t(from) * row_;
+    check(cudaMemcpy(dst, src, size_t(n) * row_ * 2, cudaMemcpyDeviceToHost), "KV cache read");
+  }
+  void write_rows(int layer, bool value, int from, int n, const void* src) override {
+    DeviceScope scope(device_);
+    uint16_t* dst = (value ? v(layer) : k(layer)) + size_t(from) * row_;
+    check(cudaMemcpy(dst, src, size_t(n) * row_ * 2, cudaMemcpyHostToDevice), "KV cache write");
+  }
+
   uint16_t* k(int layer) const { return k_.get() + size_t(layer) * capacity_ * row_; }
   uint16_t* v(int layer) const { return v_.get() + size_t(layer) * capacity_ * row_; }
 

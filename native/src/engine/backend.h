@@ -19,6 +19,14 @@ class KVCache {
   virtual int capacity() const = 0;
   // Grows the cache to hold at least n positions (keeps contents); throws ilm::Error if it can't.
   virtual void reserve(int n) = 0;
+  virtual KVType type() const = 0;
+
+  // Raw rows for saving and restoring a cache. One position's row holds all KV heads of one layer's
+  // K (value=false) or V in the cache's own type: position_bytes() bytes. Copies positions
+  // [from, from + n), which must lie within capacity(), to dst / from src.
+  virtual size_t position_bytes() const = 0;
+  virtual void read_rows(int layer, bool value, int from, int n, void* dst) const = 0;
+  virtual void write_rows(int layer, bool value, int from, int n, const void* src) = 0;
 };
 
 struct ForwardRequest {
