@@ -37,6 +37,8 @@ export interface ModelInfo {
   weightTypes: Record<string, number>;
   parameterCount: number;
   fileBytes: number;
+  /** 16 hex digits identifying these exact weights (config, vocabulary, tensor shapes, sampled data); saved KV caches carry it. */
+  fingerprint: string;
   bosId: number;
   eosId: number;
   stopTokens: number[];
@@ -57,10 +59,14 @@ export interface SamplingOptions {
   seed?: number;
 }
 
+/** Called after every computed chunk of a prompt: positions computed so far and in all (reused ones count in neither). */
+export type PrefillProgressFn = (done: number, total: number) => void;
+
 export interface EvaluateOptions {
   /** Per-position top-K log-probabilities for every evaluated position (0 = none). */
   topK?: number;
   signal?: AbortSignal;
+  onPrefillProgress?: PrefillProgressFn;
 }
 
 export interface EvaluateResult {
@@ -80,6 +86,8 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Streams decoded text (complete UTF-8 only) as tokens are accepted. */
   onText?: (text: string) => void;
+  /** Progress of the prompt's uncached part. */
+  onPrefillProgress?: PrefillProgressFn;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled';
@@ -92,6 +100,27 @@ export interface GenerateResult {
   cachedTokens: number;
   promptMs: number;
   generateMs: number;
+}
+
+export interface SaveOptions {
+  /** Save only the first `length` positions (e.g. a workspace prefix without the question after it); default: all. */
+  length?: number;
+}
+
+export interface SaveResult {
+  /** Size of the written file. */
+  bytes: number;
+  /** Positions saved. */
+  tokens: number;
+  ms: number;
+}
+
+export interface RestoreResult {
+  /** Positions now held (the saved ones). */
+  tokens: number;
+  /** The RoPE base the saved cache was built with; a later prompt reuses it only under the same base. */
+  ropeBase: number;
+  ms: number;
 }
 
 export interface SessionOptions {
@@ -119,10 +148,16 @@ interface NativeSession {
   ropeBase(): number;
   length(): number;
   tokens(): number[];
-  evaluate(tokens: number[], topK: number): Promise<EvaluateResult>;
-  generate(options: Omit<GenerateOptions, 'signal' | 'onText'>, onText: (text: string) => void): Promise<GenerateResult>;
+  evaluate(tokens: number[], topK: number, onPrefillProgress?: PrefillProgressFn): Promise<EvaluateResult>;
+  generate(
+    options: Omit<GenerateOptions, 'signal' | 'onText' | 'onPrefillProgress'>,
+    onText: (text: string) => void,
+    onPrefillProgress?: PrefillProgressFn,
+  ): Promise<GenerateResult>;
   cancel(): void;
   truncate(n: number): void;
+  save(path: string, length?: number): Promise<SaveResult>;
+  restore(path: string): Promise<RestoreResult>;
   dispose(): void;
 }
 
@@ -215,16 +250,35 @@ export class Session {
 
   /** Appends tokens to the cache, returning top-K log-probabilities per position. */
   evaluate(tokens: number[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
-    return withSignal(options.signal, () => this.handle.cancel(), () => this.handle.evaluate(tokens, options.topK ?? 0));
+    return withSignal(options.signal, () => this.handle.cancel(),
+      () => this.handle.evaluate(tokens, options.topK ?? 0, options.onPrefillProgress));
   }
 
   generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { signal, onText, ...rest } = options;
-    return withSignal(signal, () => this.handle.cancel(), () => this.handle.generate(rest, onText ?? (() => {})));
+    const { signal, onText, onPrefillProgress, ...rest } = options;
+    return withSignal(signal, () => this.handle.cancel(), () => this.handle.generate(rest, onText ?? (() => {}), onPrefillProgress));
   }
 
   /** Keeps only the first n cached positions. */
   truncate(n: number): void { this.handle.truncate(n); }
+
+  /**
+   * Writes the KV cache (first `length` positions), its tokens and RoPE base to a file, atomically:
+   * the file appears (or is replaced) only when complete. Busy sessions reject, as for evaluate.
+   */
+  async save(filePath: string, options: SaveOptions = {}): Promise<SaveResult> {
+    return this.handle.save(path.resolve(filePath), options.length);
+  }
+
+  /**
+   * Replaces this session's contents with a saved KV cache. Rejects with a message naming the
+   * difference (another model, KV type or shape, truncated or corrupt file) and then leaves the
+   * session unchanged.
+   */
+  async restore(filePath: string): Promise<RestoreResult> {
+    return this.handle.restore(path.resolve(filePath));
+  }
+
   dispose(): void { this.handle.dispose(); }
 }
 

@@ -14,6 +14,7 @@
 #include "engine/memory_plan.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
+#include "model/fingerprint.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -70,6 +71,27 @@ double number_or(const Napi::Object& o, const char* key, double fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+// A JS callback kept alive for an async call; null when v is not a function.
+std::shared_ptr<Napi::FunctionReference> optional_callback(const Napi::Value& v) {
+  if (!v.IsFunction()) return nullptr;
+  return std::make_shared<Napi::FunctionReference>(Napi::Persistent(v.As<Napi::Function>()));
+}
+
+// Prefill progress delivered to a JS callback through the call's ordered task queue; an empty
+// function (so the engine skips reporting) when there is no callback.
+PrefillProgress post_progress(const Post& post, const std::shared_ptr<Napi::FunctionReference>& callback) {
+  if (!callback) return nullptr;
+  return [&post, callback](int done, int total) {
+    post([callback, done, total](Napi::Env env) {
+      if (!callback->IsEmpty()) callback->Call({Napi::Number::New(env, done), Napi::Number::New(env, total)});
+    });
+  };
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
 void check_ids(const std::vector<int32_t>& ids, int vocab) {
   for (int32_t id : ids)
     if (id < 0 || id >= vocab)
@@ -89,6 +111,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       InstanceMethod<&SessionWrap::Generate>("generate"),
       InstanceMethod<&SessionWrap::Cancel>("cancel"),
       InstanceMethod<&SessionWrap::Truncate>("truncate"),
+      InstanceMethod<&SessionWrap::Save>("save"),
+      InstanceMethod<&SessionWrap::Restore>("restore"),
       InstanceMethod<&SessionWrap::Dispose>("dispose"),
     });
     constructor = Napi::Persistent(fn);
@@ -122,24 +146,27 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       const int top_k = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
       check_ids(tokens, live(env).model->model->config.vocab_size);
       if (tokens.empty()) throw Error("nothing to evaluate: tokens is empty");
+      auto on_progress = optional_callback(info[2]);
       auto s = claim(env);
       struct Out {
         std::vector<std::vector<std::pair<int32_t, float>>> top;
         float rope_base = 0;
         double ms = 0;
       };
-      return run_async<Out>(env, [s, tokens = std::move(tokens), top_k](const Post&) {
+      return run_async<Out>(env, [s, tokens = std::move(tokens), top_k, on_progress](const Post& post) {
         BusyGuard busy(s);
         Out out;
         const int vocab = s->model->model->config.vocab_size;
         const auto start = std::chrono::steady_clock::now();
         out.top.resize(top_k > 0 ? tokens.size() : 0);
         s->session->append(tokens, top_k > 0 ? 0 : int(tokens.size()),
-                           [&](int i, const float* logits) { out.top[i] = top_logprobs(logits, vocab, top_k); }, s->cancel);
+                           [&](int i, const float* logits) { out.top[i] = top_logprobs(logits, vocab, top_k); }, s->cancel,
+                           post_progress(post, on_progress));
         out.rope_base = s->session->rope_base();
-        out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        out.ms = ms_since(start);
         return out;
-      }, [](Napi::Env env, Out& out) -> Napi::Value {
+      }, [on_progress](Napi::Env env, Out& out) -> Napi::Value {
+        if (on_progress) on_progress->Reset();
         auto result = Napi::Object::New(env);
         auto top = Napi::Array::New(env, out.top.size());
         for (size_t i = 0; i < out.top.size(); i++) {
@@ -188,16 +215,18 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       }
       auto on_text = std::make_shared<Napi::FunctionReference>();
       if (info[1].IsFunction()) *on_text = Napi::Persistent(info[1].As<Napi::Function>());
+      auto on_progress = optional_callback(info[2]);
       auto s = claim(env);
-      return run_async<GenerateResult>(env, [s, prompt = std::move(prompt), params, on_text](const Post& post) {
+      return run_async<GenerateResult>(env, [s, prompt = std::move(prompt), params, on_text, on_progress](const Post& post) {
         BusyGuard busy(s);
         return generate(*s->session, *s->model->tokenizer, prompt, params, [&](const std::string& text) {
           post([on_text, text](Napi::Env env) {
             if (!on_text->IsEmpty()) on_text->Call({Napi::String::New(env, text)});
           });
-        }, s->cancel);
-      }, [on_text](Napi::Env env, GenerateResult& r) -> Napi::Value {
+        }, s->cancel, post_progress(post, on_progress));
+      }, [on_text, on_progress](Napi::Env env, GenerateResult& r) -> Napi::Value {
         on_text->Reset();
+        if (on_progress) on_progress->Reset();
         auto result = Napi::Object::New(env);
         result.Set("text", Napi::String::New(env, r.text));
         result.Set("tokens", from_ids(env, r.tokens));
@@ -222,6 +251,72 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     if (s.busy.load()) throw Napi::Error::New(env, "cannot truncate a session while it is busy");
     s.session->truncate(info[0].As<Napi::Number>().Int32Value());
     return env.Undefined();
+  }
+
+  // save(path, length?): writes the first `length` positions (default: all) to path.
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guard(env, [&]() -> Napi::Value {
+      if (!info[0].IsString() || info[0].As<Napi::String>().Utf8Value().empty()) throw Error("save needs a file path");
+      const std::string path = info[0].As<Napi::String>().Utf8Value();
+      int length = -1;
+      if (!info[1].IsUndefined()) {
+        const double v = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+        if (!(v >= 1 && v <= 2147483647.0 && v == double(int64_t(v)))) throw Error("length must be a positive whole number");
+        length = int(v);
+      }
+      auto s = claim(env);
+      struct Out {
+        uint64_t bytes = 0;
+        int tokens = 0;
+        double ms = 0;
+      };
+      return run_async<Out>(env, [s, path, length](const Post&) {
+        BusyGuard busy(s);
+        const auto start = std::chrono::steady_clock::now();
+        Out out;
+        out.tokens = length < 0 ? s->session->length() : length;
+        out.bytes = s->session->save(path, out.tokens);
+        out.ms = ms_since(start);
+        return out;
+      }, [](Napi::Env env, Out& out) -> Napi::Value {
+        auto result = Napi::Object::New(env);
+        result.Set("bytes", Napi::Number::New(env, double(out.bytes)));
+        result.Set("tokens", Napi::Number::New(env, out.tokens));
+        result.Set("ms", Napi::Number::New(env, out.ms));
+        return result;
+      });
+    });
+  }
+
+  Napi::Value Restore(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guard(env, [&]() -> Napi::Value {
+      if (!info[0].IsString() || info[0].As<Napi::String>().Utf8Value().empty()) throw Error("restore needs a file path");
+      const std::string path = info[0].As<Napi::String>().Utf8Value();
+      auto s = claim(env);
+      struct Out {
+        int tokens = 0;
+        float rope_base = 0;
+        double ms = 0;
+      };
+      return run_async<Out>(env, [s, path](const Post&) {
+        BusyGuard busy(s);
+        const auto start = std::chrono::steady_clock::now();
+        s->session->restore(path);
+        Out out;
+        out.tokens = s->session->length();
+        out.rope_base = s->session->rope_base();
+        out.ms = ms_since(start);
+        return out;
+      }, [](Napi::Env env, Out& out) -> Napi::Value {
+        auto result = Napi::Object::New(env);
+        result.Set("tokens", Napi::Number::New(env, out.tokens));
+        result.Set("ropeBase", Napi::Number::New(env, out.rope_base));
+        result.Set("ms", Napi::Number::New(env, out.ms));
+        return result;
+      });
+    });
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -307,6 +402,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("weightTypes", type_counts);
     o.Set("parameterCount", params);
     o.Set("fileBytes", double(m.file_bytes));
+    o.Set("fingerprint", fingerprint_hex(m.fingerprint));
     o.Set("bosId", m.vocab.bos_id);
     o.Set("eosId", m.vocab.eos_id);
     o.Set("stopTokens", from_ids(env, m.stop_tokens));

@@ -40,7 +40,7 @@ const char* finish_reason_name(FinishReason reason) {
 
 GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateParams& params, const std::function<void(const std::string&)>& on_text,
-                        const std::atomic<bool>& cancel) {
+                        const std::atomic<bool>& cancel, const PrefillProgress& on_prefill) {
   GenerateResult result;
   result.prompt_tokens = int(prompt.size());
   const int vocab = tokenizer.n_vocab();
@@ -53,7 +53,7 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std:
 
   const auto prompt_start = std::chrono::steady_clock::now();
   try {
-    result.cached_tokens = session.prefill(prompt, keep_logits, cancel);
+    result.cached_tokens = session.prefill(prompt, keep_logits, cancel, on_prefill);
   } catch (const Cancelled&) {
     result.finish_reason = FinishReason::Cancelled;
     result.prompt_ms = ms_since(prompt_start);

@@ -33,9 +33,10 @@ struct GenerateResult {
 };
 
 // on_text receives text as soon as it is certain: complete UTF-8 that cannot be the start of
-// a stop string. Cancellation returns what was produced so far with FinishReason::Cancelled.
+// a stop string. on_prefill hears how much of the prompt's uncached part has been computed.
+// Cancellation returns what was produced so far with FinishReason::Cancelled.
 GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateParams& params, const std::function<void(const std::string&)>& on_text,
-                        const std::atomic<bool>& cancel);
+                        const std::atomic<bool>& cancel, const PrefillProgress& on_prefill = nullptr);
 
 }  // namespace ilm

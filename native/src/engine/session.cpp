@@ -14,7 +14,7 @@ Session::Session(const Model& model, Backend& backend, int max_context, KVType k
       cache_(backend.create_cache(std::min(max_context_, 512), kv_type)) {}
 
 void Session::append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
-                     const std::atomic<bool>& cancel) {
+                     const std::atomic<bool>& cancel, const PrefillProgress& progress) {
   const int n = int(tokens.size());
   if (n == 0) return;
   if (length() + n > max_context_)
@@ -44,10 +44,12 @@ void Session::append(const std::vector<int32_t>& tokens, int logits_from, const 
     tokens_.insert(tokens_.end(), req.tokens, req.tokens + nt);
     if (req.logits_out)
       for (int i = 0; i < n_logits; i++) sink(done + req.logits_from + i, logits_.data() + size_t(i) * vocab);
+    if (progress) progress(done + nt, n);
   }
 }
 
-int Session::prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel) {
+int Session::prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel,
+                     const PrefillProgress& progress) {
   if (prompt.empty()) throw Error("the prompt is empty");
   const float needed = float(rope_base_for_length(model_.config, int(prompt.size())));
   size_t keep = 0;
@@ -58,13 +60,43 @@ int Session::prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink,
   if (keep == prompt.size()) keep--;
   truncate(int(keep));
   const std::vector<int32_t> rest(prompt.begin() + keep, prompt.end());
-  append(rest, int(rest.size()) - 1, sink, cancel);
+  append(rest, int(rest.size()) - 1, sink, cancel, progress);
   return int(keep);
 }
 
 void Session::truncate(int n) {
   if (n < 0) n = 0;
   if (n < length()) tokens_.resize(size_t(n));
+}
+
+KVFileShape Session::file_shape() const {
+  KVFileShape shape;
+  shape.fingerprint = model_.fingerprint;
+  shape.type = kv_type_;
+  shape.n_layers = model_.config.n_layers;
+  shape.n_kv_heads = model_.config.n_kv_heads;
+  shape.head_dim = model_.config.head_dim;
+  shape.position_bytes = cache_->position_bytes();
+  shape.vocab_size = model_.config.vocab_size;
+  shape.max_tokens = max_context_;
+  return shape;
+}
+
+uint64_t Session::save(const std::string& path, int n) const {
+  if (n <= 0 || n > length())
+    throw Error("cannot save " + std::to_string(n) + " positions: the session holds " + std::to_string(length()));
+  const std::vector<int32_t> prefix(tokens_.begin(), tokens_.begin() + n);
+  return save_kv_file(path, *cache_, file_shape(), prefix, rope_base_);
+}
+
+void Session::restore(const std::string& path) {
+  const KVFile file = KVFile::open(path, file_shape());
+  const int n = int(file.tokens().size());
+  cache_->reserve(n);  // may throw (out of memory) while the session is still unchanged
+  tokens_.clear();     // from here until the copy completes, the cache holds nothing valid
+  file.copy_into(*cache_);
+  tokens_ = file.tokens();
+  rope_base_ = file.rope_base();
 }
 
 }  // namespace ilm

@@ -5,14 +5,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/kv_file.h"
 
 namespace ilm {
 
 // Receives logits rows while a batch is evaluated: (index in the batch, vocab floats).
 using LogitsSink = std::function<void(int index, const float* logits)>;
+// Receives prefill progress after every computed chunk: positions computed so far in this call
+// and how many it computes in all (reused positions count in neither).
+using PrefillProgress = std::function<void(int done, int total)>;
 
 class Session {
  public:
@@ -30,17 +35,32 @@ class Session {
   // position from `logits_from` on (relative to this batch). With an empty cache the RoPE base
   // is chosen for the final length, so a one-pass evaluation of L tokens uses base'(L) at every
   // position. Throws Cancelled (between chunks) when cancel becomes true; what was computed stays.
+  // progress, when given, hears after every chunk.
   void append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
-              const std::atomic<bool>& cancel);
+              const std::atomic<bool>& cancel, const PrefillProgress& progress = nullptr);
 
   // Keeps the longest cached prefix of `prompt` that is valid under the base `prompt` needs,
   // then appends the rest; sink gets the last position's logits. Returns how many positions were reused.
-  int prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel);
+  int prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel,
+              const PrefillProgress& progress = nullptr);
 
   // Keeps only the first n positions.
   void truncate(int n);
 
+  // Writes the first n positions (KV rows, tokens, RoPE base) to path (engine/kv_file.h),
+  // atomically. Returns the file's size in bytes.
+  uint64_t save(const std::string& path, int n) const;
+
+  // Replaces this session's contents with a saved cache: its tokens and its RoPE base, so
+  // prefill() reuses it exactly as if it had been computed here. The file is validated
+  // completely first: on any mismatch this session is unchanged; should copying fail midway,
+  // it is left empty, never half-written.
+  void restore(const std::string& path);
+
  private:
+  // What a saved cache must match to be restored here.
+  KVFileShape file_shape() const;
+
   const Model& model_;
   Backend& backend_;
   int max_context_;

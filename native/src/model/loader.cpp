@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/fingerprint.h"
 #include "model/gguf.h"
 #include "model/load_helpers.h"
 #include "tokenizer/tokenizer.h"
@@ -218,6 +219,7 @@ std::unique_ptr<Model> load_model(const std::string& path_in, const LoadOptions&
     load::load_hf_model(*model, options, report);
   }
   model->stop_tokens = load::stop_tokens(model->vocab);
+  model->fingerprint = model_fingerprint(*model);
   report(1.0);
   return model;
 }

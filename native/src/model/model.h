@@ -65,6 +65,7 @@ struct Model {
   Vocab vocab;
   std::vector<int32_t> stop_tokens;  // </s> and, when present, <|im_end|>
   uint64_t file_bytes = 0;           // total size of the weight files
+  uint64_t fingerprint = 0;          // model/fingerprint.h; set by load_model
   std::vector<std::shared_ptr<MappedFile>> files;  // keeps the mappings alive
   std::vector<std::unique_ptr<uint8_t[]>> owned;   // any bytes not in a mapping
 
