@@ -15,7 +15,7 @@ export interface CommandContext {
 }
 
 export function registerCommands({ server, controller, chatView, output }: CommandContext): vscode.Disposable[] {
-  const commands: Record<string, () => unknown> = {
+  const commands: Record<string, (...args: unknown[]) => unknown> = {
     'internlm.askWorkspace': async () => {
       if (!vscode.workspace.workspaceFolders?.length) {
         void vscode.window.showInformationMessage('Open a folder first: Ask about Workspace answers from the files of the open workspace.');
@@ -57,6 +57,13 @@ export function registerCommands({ server, controller, chatView, output }: Comma
     'internlm.selectModel': selectModelFile,
     'internlm.toggleCompletions': () => setCompletionsEnabled(!completionSettings().enabled),
     'internlm.restartServer': () => server.restart(),
+    // The status bar's click while a long prompt is read: cancels that request (through the
+    // server's work-done progress, so requests not started from the chat view stop too).
+    'internlm.cancelPrefill': (token: unknown) => {
+      if (typeof token === 'string' || typeof token === 'number') return server.cancelProgress(token);
+      controller.stop();
+      return undefined;
+    },
     'internlm.showLog': () => output.show(true),
   };
   return Object.entries(commands).map(([id, run]) => vscode.commands.registerCommand(id, run));

@@ -17,7 +17,9 @@ let server: LanguageServer | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('InternLM');
-  server = new LanguageServer(context.asAbsolutePath('dist/server.js'), output, inlineCompletionMiddleware());
+  // The server keeps the workspace's KV cache here between sessions (per workspace when there is one).
+  const storage = (context.storageUri ?? context.globalStorageUri).fsPath;
+  server = new LanguageServer(context.asAbsolutePath('dist/server.js'), output, inlineCompletionMiddleware(), storage);
   const languageServer = server;
   const statusBar = new StatusBar();
   const controller = new ChatController(languageServer, context.workspaceState);

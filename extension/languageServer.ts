@@ -17,8 +17,9 @@ import {
   RevealOutputChannelOn,
   State,
   TransportKind,
+  WorkDoneProgressCancelNotification,
 } from 'vscode-languageclient/node';
-import { StatusNotification, type RequestMethod, type StatusParams } from '../server/protocol';
+import { StatusNotification, type InitializationOptions, type ProgressToken, type RequestMethod, type StatusParams } from '../server/protocol';
 import { Backoff } from './backoff';
 import { serverSettings } from './settings';
 
@@ -46,10 +47,12 @@ export class LanguageServer implements vscode.Disposable {
   readonly onDidChangeConnection = this.connectionEmitter.event;
   readonly onStatus = this.statusEmitter.event;
 
+  /** storagePath: where the server may keep caches (the extension's workspace or global storage). */
   constructor(
     private readonly serverPath: string,
     private readonly output: vscode.OutputChannel,
     private readonly middleware: Middleware,
+    private readonly storagePath: string | undefined,
   ) {}
 
   get state(): Connection {
@@ -114,6 +117,12 @@ export class LanguageServer implements vscode.Disposable {
     }
   }
 
+  /** Cancels the server's work-done progress `token` (a long prefill): the request it belongs to stops. */
+  async cancelProgress(token: ProgressToken): Promise<void> {
+    if (this.connection.kind !== 'running' || !this.client) return;
+    await this.client.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+  }
+
   async dispose(): Promise<void> {
     this.disposed = true;
     this.clearRestartTimer();
@@ -123,9 +132,10 @@ export class LanguageServer implements vscode.Disposable {
   }
 
   private createClient(): LanguageClient {
+    const initializationOptions: InitializationOptions = { ...serverSettings(), storagePath: this.storagePath };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
-      initializationOptions: serverSettings(),
+      initializationOptions,
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       middleware: this.middleware,

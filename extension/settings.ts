@@ -15,15 +15,16 @@ export function serverSettings(): ServerSettings {
     modelPath: c.get<string>('modelPath', '').trim(),
     device: c.get<Device>('device', 'auto'),
     threads: c.get<number>('threads', 0),
-    contextLength: c.get<number>('contextLength', 32768),
+    contextLength: c.get<number>('contextLength', 0),
     kvType: c.get<KVTypeSetting>('kvType', 'auto'),
     ropeScaling: c.get<RopeScaling>('ropeScaling', 'auto'),
     completion: { maxTokens: c.get<number>('completion.maxTokens', 64) },
+    workspaceCache: { maxBytes: c.get<number>('workspaceCache.maxBytes', 4 * 2 ** 30) },
   };
 }
 
 export function affectsServer(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['modelPath', 'device', 'threads', 'contextLength', 'kvType', 'ropeScaling', 'completion.maxTokens']
+  return ['modelPath', 'device', 'threads', 'contextLength', 'kvType', 'ropeScaling', 'completion.maxTokens', 'workspaceCache.maxBytes']
     .some((key) => e.affectsConfiguration(`${SECTION}.${key}`));
 }
 

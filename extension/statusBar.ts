@@ -1,7 +1,7 @@
-// Two status-bar items: the server's state (loading %, ready, generating tok/s, error with a
-// click-through fix) and the inline-completion toggle.
+// Two status-bar items: the server's state (loading %, ready, generating tok/s, reading a long
+// prompt with a click that cancels it, error with a click-through fix) and the inline-completion toggle.
 import * as vscode from 'vscode';
-import type { ErrorKind, StatusParams } from '../server/protocol';
+import type { ErrorKind, PrefillStatus, StatusParams } from '../server/protocol';
 import type { Connection } from './languageServer';
 import { completionEnabledFor, completionSettings } from './settings';
 
@@ -120,6 +120,7 @@ export class StatusBar implements vscode.Disposable {
     const s = this.status;
     const focusChat: vscode.Command = { command: 'internlm.chat.focus', title: 'Open Chat' };
     if (!s) return { text: '$(loading~spin) InternLM', label: 'InternLM: starting', tooltip: 'Waiting for the InternLM server…', command: 'internlm.showLog' };
+    if (s.prefill && (s.state === 'busy' || s.state === 'ready')) return this.prefillView(s.prefill);
     switch (s.state) {
       case 'loading': {
         const percent = s.progress === undefined ? '' : ` ${Math.round(s.progress * 100)}%`;
@@ -144,14 +145,36 @@ export class StatusBar implements vscode.Disposable {
     }
   }
 
+  /** "$(sync~spin) InternLM 15% · ETA 54s"; a click cancels the request that is reading. */
+  private prefillView(p: PrefillStatus): View {
+    const percent = `${Math.floor((p.done / Math.max(1, p.total)) * 100)}%`;
+    const eta = p.secondsLeft === undefined ? '' : ` · ETA ${shortDuration(p.secondsLeft)}`;
+    const numbers = `${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')} tokens` +
+      (p.tokensPerSecond ? ` at ${p.tokensPerSecond.toLocaleString('en-US')} tokens/s` : '');
+    return {
+      text: `$(sync~spin) InternLM ${percent}${eta}`,
+      label: `InternLM: ${p.title.toLowerCase()}, ${percent}${eta.replace(' · ', ', ')}`,
+      tooltip: new vscode.MarkdownString(`**InternLM** — ${escapeMarkdown(p.title)}: ${escapeMarkdown(numbers)}\n\nClick to cancel.`),
+      command: { command: 'internlm.cancelPrefill', arguments: [p.token], title: 'Cancel' },
+    };
+  }
+
   private details(s: StatusParams, headline: string): vscode.MarkdownString {
     const lines = [`**InternLM** — ${escapeMarkdown(s.message ?? headline)}`];
     if (s.model) lines.push(`Model: ${escapeMarkdown(s.model)}`);
     if (s.device) lines.push(`Device: ${escapeMarkdown(s.device)}`);
     if (s.memory) lines.push(`Memory: ${formatBytes(s.memory.used)}${s.memory.total ? ` of ${formatBytes(s.memory.total)}` : ''}`);
     if (s.tokensPerSecond) lines.push(`Speed: ${s.tokensPerSecond.toFixed(1)} tokens/s`);
+    if (s.context) lines.push(`Context: ${s.context.tokens.toLocaleString('en-US')} tokens (${escapeMarkdown(s.context.kvType)} KV cache)`);
     return new vscode.MarkdownString(lines.join('\n\n'));
   }
+}
+
+/** "45s", "12m", "1h 20m". */
+function shortDuration(seconds: number): string {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))}s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 60 ? `${minutes}m` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
 function formatBytes(bytes: number): string {

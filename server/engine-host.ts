@@ -1,8 +1,10 @@
-// Owns the model: loads it as the settings say, reports progress and errors as internlm/status,
-// and loads it again when a setting that shapes it changes. Requests ask for the engine and wait
-// while it loads; a request that finds it in error gets the error's message.
+// Owns the model: loads it as the settings say, sizes its sessions with the memory plan
+// (context-plan.ts), reports progress and errors as internlm/status, and loads it again when a
+// setting that shapes it changes. Requests ask for the engine and wait while it loads; a request
+// that finds it in error gets the error's message.
 import { existsSync } from 'node:fs';
-import { Model } from '../native/index';
+import { Model, type MemoryPlan } from '../native/index';
+import { ContextDoesNotFit, planContexts, type ContextPlan } from './context-plan';
 import type { ErrorKind, ServerSettings } from './protocol';
 import { SessionPool } from './sessions';
 import { DEFAULT_SETTINGS, modelKey } from './settings';
@@ -37,8 +39,10 @@ function unavailable(error: unknown): EngineUnavailable {
 
 export class EngineHost {
   private settingsNow: ServerSettings = DEFAULT_SETTINGS;
+  /** The loaded model, also while its sessions cannot be sized (then `failure` says why). */
+  private model: Model | undefined;
   private loaded: Engine | undefined;
-  private pending: Promise<Engine> | undefined;
+  private pending: Promise<Model> | undefined;
   private failure: EngineUnavailable | undefined;
   private generation = 0;
   private configured = false;
@@ -49,17 +53,15 @@ export class EngineHost {
     return this.settingsNow;
   }
 
-  /** Applies new settings: a different model file or load option reloads; a new context length renews the sessions. */
+  /** Applies new settings: a different model file or load option reloads; a new context length or KV type renews the sessions. */
   configure(next: ServerSettings): void {
     const previous = this.settingsNow;
     this.settingsNow = next;
     if (!this.configured || modelKey(previous) !== modelKey(next)) {
       this.configured = true;
       this.reload();
-    } else if ((previous.contextLength !== next.contextLength || previous.kvType !== next.kvType) && this.loaded) {
-      const { model, sessions } = this.loaded;
-      sessions.dispose();
-      this.loaded = { model, sessions: this.sessionPoolFor(model) };
+    } else if ((previous.contextLength !== next.contextLength || previous.kvType !== next.kvType) && this.model) {
+      this.size(this.model);
     }
   }
 
@@ -84,16 +86,37 @@ export class EngineHost {
     this.unload();
   }
 
-  private sessionPoolFor(model: Model): SessionPool {
+  /** Sizes the sessions for the current settings (context-plan.ts); a context that does not fit is an outOfMemory error. */
+  private size(model: Model): void {
+    this.loaded?.sessions.dispose();
+    this.loaded = undefined;
+    this.failure = undefined;
     const { contextLength, kvType } = this.settingsNow;
-    return new SessionPool(model, contextLength || model.info.contextLength, kvType === 'auto' ? undefined : kvType);
+    const { info } = model;
+    let plan: ContextPlan;
+    try {
+      plan = planContexts(info, memoryPlanOf(model, this.log), contextLength, kvType);
+    } catch (error) {
+      this.failure = error instanceof ContextDoesNotFit ? new EngineUnavailable('outOfMemory', error.message) : unavailable(error);
+      this.log(`sessions not created: ${this.failure.message}`);
+      this.status.error(this.failure.kind, this.failure.message);
+      return;
+    }
+    const { contexts } = plan;
+    this.log(`contexts (${plan.kvType} KV): workspace ${contexts.workspace}, analyze ${contexts.analyze}, chat ${contexts.chat}, completion ${contexts.completion} tokens; ${plan.reason}`);
+    this.loaded = { model, sessions: new SessionPool(model, plan, kvType === 'auto' ? undefined : kvType) };
+    this.status.ready({
+      model: info.name,
+      device: info.device.startsWith('cpu') ? `CPU, ${info.threads} threads` : info.device,
+      context: { tokens: contexts.workspace, kvType: plan.kvType },
+    });
   }
 
   private unload(): void {
-    if (!this.loaded) return;
-    this.loaded.sessions.dispose();
-    this.loaded.model.dispose();
+    this.loaded?.sessions.dispose();
     this.loaded = undefined;
+    this.model?.dispose();
+    this.model = undefined;
   }
 
   private reload(): void {
@@ -103,16 +126,14 @@ export class EngineHost {
     const pending = this.load(this.settingsNow, generation);
     this.pending = pending;
     pending.then(
-      (engine) => {
+      (model) => {
         if (generation !== this.generation) {
-          engine.sessions.dispose();
-          engine.model.dispose();
+          model.dispose();
           return;
         }
-        this.loaded = engine;
+        this.model = model;
         this.pending = undefined;
-        const { info } = engine.model;
-        this.status.ready({ model: info.name, device: info.device.startsWith('cpu') ? `CPU, ${info.threads} threads` : info.device });
+        this.size(model);
       },
       (error: unknown) => {
         if (generation !== this.generation) return;
@@ -124,7 +145,7 @@ export class EngineHost {
     );
   }
 
-  private async load(settings: ServerSettings, generation: number): Promise<Engine> {
+  private async load(settings: ServerSettings, generation: number): Promise<Model> {
     const file = settings.modelPath;
     if (!file) throw new EngineUnavailable('noModel', `No model is set. ${SELECT_HINT}; the official files are at https://huggingface.co/internlm/internlm2_5-7b-chat-gguf.`);
     if (!existsSync(file)) throw new EngineUnavailable('modelNotFound', `Model file not found: ${file}. ${SELECT_HINT}, or fix internlm.modelPath.`);
@@ -142,6 +163,16 @@ export class EngineHost {
     });
     const { info } = model;
     this.log(`loaded ${info.name} in ${Date.now() - started} ms: ${info.blockCount} layers, context ${info.contextLength}, backends ${info.backends.join(', ')}, ${info.threads} threads`);
-    return { model, sessions: this.sessionPoolFor(model) };
+    return model;
+  }
+}
+
+/** The engine's memory plan, or undefined when it cannot make one (then contexts are not checked). */
+function memoryPlanOf(model: Model, log: (message: string) => void): MemoryPlan | undefined {
+  try {
+    return model.memoryPlan();
+  } catch (error) {
+    log(`no memory plan: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
   }
 }

@@ -2,7 +2,7 @@
 // the decoding speed to the status bar. Long prompts are prefilled in slices that yield to inline
 // completions (prefill.ts).
 import type { GenerateOptions, ModelInfo, Session } from '../native/index';
-import { prefillInSlices } from './prefill';
+import { prefillInSlices, type PrefillProgressCallback } from './prefill';
 import type { GenerationResult } from './protocol';
 
 /** The model's default chat sampling (REFERENCE.md: temperature 0.8, top-p 0.8). */
@@ -17,6 +17,8 @@ export interface GenerationTarget {
   /** Resolves when no inline completion is running. */
   interactiveIdle: () => Promise<void>;
   onSpeed: (tokensPerSecond: number) => void;
+  /** Progress of the prompt's prefill, counted over the whole prompt (slices included). */
+  onPrefillProgress?: PrefillProgressCallback;
 }
 
 export interface Generation {
@@ -45,14 +47,19 @@ export async function generate(target: GenerationTarget, options: GenerateOption
   if (room < 1) {
     throw new PromptTooLong(`The prompt needs ${options.prompt.length} tokens, more than the context of ${contextLength} tokens holds. Raise internlm.contextLength or send less.`);
   }
-  const sliced = await prefillInSlices(session, target.info, options.prompt, options.signal, target.interactiveIdle);
+  const sliced = await prefillInSlices(session, target.info, options.prompt, options.signal, target.interactiveIdle, target.onPrefillProgress);
   if (sliced?.cancelled) {
     const result = cancelledBeforeStart();
     result.usage = { promptTokens: options.prompt.length, completionTokens: 0, cachedTokens: sliced.reused };
     result.timings.promptMs = sliced.ms;
     return { result, tokens: [] };
   }
-  const raw = await session.generate({ ...options, maxTokens: Math.min(options.maxTokens ?? CHAT_SAMPLING.maxTokens, room) });
+  const raw = await session.generate({
+    ...options,
+    maxTokens: Math.min(options.maxTokens ?? CHAT_SAMPLING.maxTokens, room),
+    // After the slices only the last prompt token is left: the slices' progress already ended.
+    onPrefillProgress: sliced ? undefined : target.onPrefillProgress,
+  });
   if (raw.tokens.length > 1 && raw.generateMs > 0) target.onSpeed(raw.tokens.length / (raw.generateMs / 1000));
   return {
     tokens: raw.tokens,

@@ -6,6 +6,9 @@
 // Slicing is exact only while the whole prompt is within the model's trained context: there the
 // RoPE base is the same for every length. Beyond it (dynamic NTK) the base depends on the final
 // length, so such prompts go to the engine in one call, which picks the base for the full length.
+//
+// Progress: the engine reports each chunk of a call; the slices' counts are added up here so that
+// the caller sees one count for the whole prompt.
 import type { ModelInfo, Session } from '../native/index';
 
 /** Tokens per slice: a few engine chunks, short enough that a completion never waits long. */
@@ -18,16 +21,28 @@ interface Prefilled {
   cancelled: boolean;
 }
 
-function sameBase(a: number, b: number): boolean {
+/** Equal up to the engine's float32 rounding. */
+export function sameBase(a: number, b: number): boolean {
   return Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
 }
+
+/** The RoPE base the engine gives a fresh prompt of `length` tokens (engine/rope.cpp, docs/rope-policy.md). */
+export function ropeBaseFor(info: ModelInfo, length: number): number {
+  const { type, factor } = info.ropeScaling;
+  if (type !== 'dynamic' || info.contextLength <= 0 || length <= info.contextLength) return info.ropeFreqBase;
+  const d = info.headDim;
+  return info.ropeFreqBase * Math.pow((factor * length) / info.contextLength - (factor - 1), d / (d - 2));
+}
+
+/** `done` of `total` prompt tokens computed; reused tokens count in neither. */
+export type PrefillProgressCallback = (done: number, total: number) => void;
 
 /**
  * Brings the session's cache to `prompt` minus its last token (the generation computes that one
  * for its logits), pausing before each slice until `interactiveIdle` resolves.
  */
 export async function prefillInSlices(session: Session, info: ModelInfo, prompt: readonly number[], signal: AbortSignal,
-  interactiveIdle: () => Promise<void>): Promise<Prefilled | undefined> {
+  interactiveIdle: () => Promise<void>, onProgress?: PrefillProgressCallback): Promise<Prefilled | undefined> {
   if (prompt.length > info.contextLength) return undefined;
   if (session.length > 0 && !sameBase(session.ropeBase, info.ropeFreqBase)) session.truncate(0);
   const cached = session.tokens;
@@ -37,11 +52,17 @@ export async function prefillInSlices(session: Session, info: ModelInfo, prompt:
 
   session.truncate(reused);
   const started = performance.now();
+  const total = prompt.length - 1 - reused;
+  onProgress?.(0, total);
   for (let at = reused; at < prompt.length - 1; at += SLICE_TOKENS) {
     await interactiveIdle();
     if (signal.aborted) return { reused, ms: performance.now() - started, cancelled: true };
+    const before = at - reused;
     try {
-      await session.evaluate(prompt.slice(at, Math.min(at + SLICE_TOKENS, prompt.length - 1)), { signal });
+      await session.evaluate(prompt.slice(at, Math.min(at + SLICE_TOKENS, prompt.length - 1)), {
+        signal,
+        onPrefillProgress: onProgress && ((done) => onProgress(before + done, total)),
+      });
     } catch (error) {
       if (signal.aborted) return { reused, ms: performance.now() - started, cancelled: true };
       throw error;

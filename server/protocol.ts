@@ -35,7 +35,10 @@ export interface ServerSettings {
   device: Device;
   /** CPU threads; 0 = one per physical core. */
   threads: number;
-  /** Most tokens one session may hold; 0 = the model's own context length. */
+  /**
+   * Most tokens the workspace session may hold (the other sessions get at most this much); 0 =
+   * automatic: the longest context the free memory holds for kvType, capped at what the model can use.
+   */
   contextLength: number;
   /** The sessions' KV cache type; "auto" = the device's default (f32 on the CPU, f16 on CUDA). */
   kvType: KVTypeSetting;
@@ -44,6 +47,19 @@ export interface ServerSettings {
     /** Most tokens one inline suggestion may have. */
     maxTokens: number;
   };
+  workspaceCache: {
+    /** Disk space the saved workspace KV caches may take together (oldest go first); 0 = none saved. */
+    maxBytes: number;
+  };
+}
+
+/** `initializationOptions`: the settings plus what only the client knows about its environment. */
+export interface InitializationOptions extends ServerSettings {
+  /**
+   * A folder the server may keep caches in (the extension's workspace storage, else its global
+   * storage). Without it nothing is saved to disk.
+   */
+  storagePath?: string;
 }
 
 // ---------------------------------------------------------------- internlm/status
@@ -75,6 +91,27 @@ export interface StatusParams {
   tokensPerSecond?: number;
   /** Set with state "error". */
   errorKind?: ErrorKind;
+  /** The longest context a request gets (the workspace session's) and its KV cache type. */
+  context?: { tokens: number; kvType: string };
+  /** A long prompt being read (prefilled) right now; the oldest one when several are. */
+  prefill?: PrefillStatus;
+}
+
+/**
+ * A long prefill, as also reported through LSP work-done progress (`window/workDoneProgress/create`
+ * + `$/progress`). Sending `window/workDoneProgress/cancel` with its token cancels the request.
+ */
+export interface PrefillStatus {
+  /** The work-done progress token; absent when the client does not support work-done progress. */
+  token?: ProgressToken;
+  /** What is being read, e.g. "Reading the workspace". */
+  title: string;
+  /** Prompt tokens computed so far and in all (tokens reused from the cache are not counted). */
+  done: number;
+  total: number;
+  /** Measured since the prefill began; absent until there is a measurement. */
+  tokensPerSecond?: number;
+  secondsLeft?: number;
 }
 
 export const StatusNotification: NotificationMethod<StatusParams> = { method: 'internlm/status' };

@@ -32,18 +32,18 @@ export class Scheduler {
    * while it waits is not started (rejects with Superseded).
    */
   run<T>(purpose: Purpose, signal: AbortSignal, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const previous = this.tails.get(purpose) ?? Promise.resolve();
-    const result = previous.catch(() => undefined).then(() => {
+    return this.enqueue(purpose, () => {
       if (signal.aborted) throw new Superseded();
       return this.interactivePurposes.has(purpose) ? this.asInteractive(() => work(signal)) : this.asBackground(() => work(signal));
     });
-    const tail = result.catch(() => undefined);
-    this.tails.set(purpose, tail);
-    // Forget the chain once it is idle, so a long-lived lane does not pin settled promises.
-    void tail.then(() => {
-      if (this.tails.get(purpose) === tail) this.tails.delete(purpose);
-    });
-    return result;
+  }
+
+  /**
+   * Queues upkeep the user did not ask for (saving a session's cache) behind this purpose's
+   * requests, so it never touches a session in use; it does not count as activity.
+   */
+  runQuietly<T>(purpose: Purpose, work: () => Promise<T>): Promise<T> {
+    return this.enqueue(purpose, work);
   }
 
   /** Like run, but a newer call for the same purpose aborts this one (running or waiting). */
@@ -55,6 +55,18 @@ export class Scheduler {
     return this.run(purpose, combined, work).finally(() => {
       if (this.latest.get(purpose) === mine) this.latest.delete(purpose);
     });
+  }
+
+  private enqueue<T>(purpose: Purpose, start: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(purpose) ?? Promise.resolve();
+    const result = previous.catch(() => undefined).then(start);
+    const tail = result.catch(() => undefined);
+    this.tails.set(purpose, tail);
+    // Forget the chain once it is idle, so a long-lived lane does not pin settled promises.
+    void tail.then(() => {
+      if (this.tails.get(purpose) === tail) this.tails.delete(purpose);
+    });
+    return result;
   }
 
   /** Resolves when no interactive request is running (immediately if none is). */

@@ -11,12 +11,14 @@ import { registerChat } from './lsp/chat';
 import type { ServerContext } from './lsp/context';
 import { OpenDocuments } from './lsp/documents';
 import { registerInlineCompletion } from './lsp/inline-completion';
+import { WorkDoneProgresses } from './lsp/prefill-progress';
 import { StatusNotification, type ServerSettings } from './protocol';
 import { Scheduler } from './scheduler';
-import { carriesSettings, readSettings } from './settings';
+import { carriesSettings, readSettings, readStoragePath } from './settings';
 import { StatusReporter } from './status';
 import { WorkspaceFolders } from './workspace/folders';
 import type { ExcludeSetting } from './workspace/glob';
+import { WorkspacePrefixCache } from './workspace/prefix-cache';
 
 const connection = createConnection(ProposedFeatures.all);
 const log = (message: string) => connection.console.log(message);
@@ -26,6 +28,8 @@ const host = new EngineHost(status, log);
 const scheduler = new Scheduler((active) => status.activity(active), new Set(['completion']));
 const folders = new WorkspaceFolders();
 const documents = new OpenDocuments((uri) => folders.displayPath(uri));
+const progress = new WorkDoneProgresses(connection, status, log);
+const prefixCache = new WorkspacePrefixCache(log);
 
 let initialSettings: ServerSettings = readSettings(undefined);
 let canPullConfiguration = false;
@@ -43,6 +47,8 @@ connection.onInitialize((params): InitializeResult => {
   canPullConfiguration = params.capabilities.workspace?.configuration === true;
   foldersChange = params.capabilities.workspace?.workspaceFolders === true;
   initialSettings = readSettings(params.initializationOptions);
+  prefixCache.setStoragePath(readStoragePath(params.initializationOptions));
+  progress.listen(params.capabilities.window?.workDoneProgress === true);
   return {
     capabilities: {
       textDocumentSync: TextDocumentSyncKind.Incremental,
@@ -63,7 +69,7 @@ connection.onDidChangeConfiguration((change) => {
 });
 connection.onShutdown(() => host.dispose());
 
-const ctx: ServerContext = { connection, host, scheduler, status, documents, folders, filesExclude, log };
+const ctx: ServerContext = { connection, host, scheduler, status, documents, folders, progress, prefixCache, filesExclude, log };
 registerChat(ctx);
 registerInlineCompletion(ctx);
 registerAnalyzeFile(ctx);

@@ -1,18 +1,31 @@
 // One engine session per purpose, created on first use and kept: a session's KV cache is the prefix
 // cache, so the next chat turn, keystroke or workspace question only prefills what changed. Purposes
 // never share a session, so a workspace question does not evict the completion's file context.
+// Each purpose has its own context length (context-plan.ts explains the budget).
 import type { KVType, Model, Session } from '../native/index';
+import type { ContextPlan } from './context-plan';
 import type { Purpose } from './scheduler';
 
 export class SessionPool {
   private readonly sessions = new Map<Purpose, Session>();
 
-  constructor(private readonly model: Model, readonly contextLength: number, readonly kvType?: KVType) {}
+  /** explicitKv: the type to ask the engine for; undefined leaves the device's default. */
+  constructor(private readonly model: Model, readonly plan: ContextPlan, private readonly explicitKv: KVType | undefined) {}
+
+  /** The KV cache type every session uses. */
+  get kvType(): KVType {
+    return this.plan.kvType;
+  }
+
+  /** The most tokens a request of `purpose` may put into its session. */
+  contextOf(purpose: Purpose): number {
+    return this.plan.contexts[purpose];
+  }
 
   get(purpose: Purpose): Session {
     let session = this.sessions.get(purpose);
     if (!session) {
-      session = this.model.createSession({ contextLength: this.contextLength, kvType: this.kvType });
+      session = this.model.createSession({ contextLength: this.contextOf(purpose), kvType: this.explicitKv });
       this.sessions.set(purpose, session);
     }
     return session;

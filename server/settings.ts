@@ -10,6 +10,7 @@ export const DEFAULT_SETTINGS: ServerSettings = {
   kvType: 'auto',
   ropeScaling: 'auto',
   completion: { maxTokens: 64 },
+  workspaceCache: { maxBytes: 4 * 2 ** 30 },
 };
 
 function record(value: unknown): Record<string, unknown> {
@@ -32,6 +33,7 @@ export function readSettings(payload: unknown): ServerSettings {
   const outer = record(payload);
   const s = 'internlm' in outer ? record(outer.internlm) : outer;
   const completion = record(s.completion);
+  const workspaceCache = record(s.workspaceCache);
   return {
     modelPath: typeof s.modelPath === 'string' ? s.modelPath.trim() : DEFAULT_SETTINGS.modelPath,
     device: oneOf<Device>(s.device, ['auto', 'cpu', 'cuda'], DEFAULT_SETTINGS.device),
@@ -40,7 +42,14 @@ export function readSettings(payload: unknown): ServerSettings {
     kvType: oneOf<KVTypeSetting>(s.kvType, ['auto', 'f32', 'f16', 'q8', 'q4'], DEFAULT_SETTINGS.kvType),
     ropeScaling: oneOf<RopeScaling>(s.ropeScaling, ['auto', 'none', 'dynamic'], DEFAULT_SETTINGS.ropeScaling),
     completion: { maxTokens: Math.max(1, count(completion.maxTokens, DEFAULT_SETTINGS.completion.maxTokens)) },
+    workspaceCache: { maxBytes: count(workspaceCache.maxBytes, DEFAULT_SETTINGS.workspaceCache.maxBytes) },
   };
+}
+
+/** The storage folder from `initializationOptions` (absent, empty or mistyped: none). */
+export function readStoragePath(payload: unknown): string | undefined {
+  const value = record(payload).storagePath;
+  return typeof value === 'string' && value.trim() ? value.trim() : undefined;
 }
 
 /**

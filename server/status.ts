@@ -2,11 +2,12 @@
 // identity come from the engine host; busy/ready follows the scheduler's activity. A notification is
 // sent only when something the client shows changes.
 import os from 'node:os';
-import type { ErrorKind, StatusParams } from './protocol';
+import type { ErrorKind, PrefillStatus, StatusParams } from './protocol';
 
 export interface ModelIdentity {
   model: string;
   device: string;
+  context?: { tokens: number; kvType: string };
 }
 
 export class StatusReporter {
@@ -14,6 +15,8 @@ export class StatusReporter {
   private lastSent = '';
   private active = 0;
   private tokensPerSecond: number | undefined;
+  /** Long prefills running, oldest first (a Map keeps insertion order). */
+  private readonly prefills = new Map<object, PrefillStatus>();
 
   constructor(private readonly send: (params: StatusParams) => void) {}
 
@@ -47,6 +50,13 @@ export class StatusReporter {
     if (this.identity) this.publish(this.idleOrBusy());
   }
 
+  /** A long prefill's progress (callers throttle it); undefined when it has ended. */
+  prefill(owner: object, progress: PrefillStatus | undefined): void {
+    if (progress) this.prefills.set(owner, progress);
+    else if (!this.prefills.delete(owner)) return;
+    if (this.identity) this.publish(this.idleOrBusy());
+  }
+
   private idleOrBusy(): StatusParams {
     return {
       state: this.active > 0 ? 'busy' : 'ready',
@@ -54,6 +64,7 @@ export class StatusReporter {
       // The weights are memory-mapped: resident memory is what the model actually holds.
       memory: { used: process.memoryUsage().rss, total: os.totalmem() },
       tokensPerSecond: this.tokensPerSecond,
+      prefill: this.prefills.values().next().value,
     };
   }
 

@@ -54,11 +54,12 @@ export function registerAnalyzeFile(ctx: ServerContext): void {
     if (typeof uri !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, 'internlm/analyzeFile needs {uri}');
     const { text, languageId } = await documentText(ctx, uri);
     void ctx.connection.sendDiagnostics({ uri, diagnostics: [] });
-    const signal = abortSignalOf(token);
+    const progress = ctx.progress.prefill(`Reading ${path.basename(ctx.folders.displayPath(uri))}`, abortSignalOf(token));
+    const { signal } = progress;
     try {
       return await ctx.scheduler.run('analyze', signal, async () => {
         const engine = await ctx.host.engine();
-        const context = engine.sessions.contextLength;
+        const context = engine.sessions.contextOf('analyze');
         const answerTokens = Math.min(ANSWER_TOKENS, Math.floor(context / 2));
         const prompt = analyzePrompt(promptsFor(engine.model).template, {
           path: ctx.folders.displayPath(uri), languageId, text, budget: context - answerTokens,
@@ -66,7 +67,7 @@ export function registerAnalyzeFile(ctx: ServerContext): void {
         if (prompt.linesIncluded === 0 && prompt.totalLines > 0) {
           throw new PromptTooLong(`Not even the first lines of the file fit into the context of ${context} tokens. Raise internlm.contextLength.`);
         }
-        const { result } = await generate(generationTarget(ctx, engine, 'analyze'), {
+        const { result } = await generate(generationTarget(ctx, engine, 'analyze', progress), {
           prompt: prompt.ids, maxTokens: answerTokens, temperature: 0.2, topP: 0.9, signal,
         });
         const parsed = parseAnalysis(result.text);
@@ -83,6 +84,8 @@ export function registerAnalyzeFile(ctx: ServerContext): void {
       if (!(error instanceof Superseded)) throw error;
       const { usage, timings } = cancelledBeforeStart();
       return { report: 'Cancelled.', findings: [], usage, timings };
+    } finally {
+      progress.end();
     }
   });
 }

@@ -21,17 +21,18 @@ function validMessages(params: ChatParams): ChatMessage[] {
 export function registerChat(ctx: ServerContext): void {
   onRequest(ctx.connection, ChatRequest, async (params, token) => {
     const messages = validMessages(params);
-    const signal = abortSignalOf(token);
+    const progress = ctx.progress.prefill('Reading the conversation', abortSignalOf(token));
+    const { signal } = progress;
     try {
       return await ctx.scheduler.run('chat', signal, async () => {
         const engine = await ctx.host.engine();
         const { chat } = promptsFor(engine.model);
-        const context = engine.sessions.contextLength;
+        const context = engine.sessions.contextOf('chat');
         const maxTokens = params.maxTokens ?? CHAT_SAMPLING.maxTokens;
         // The reply's room comes out of the history's budget, but never all of it.
         const { ids, droppedMessages } = chat.build(messages, context - Math.min(maxTokens, Math.floor(context / 2)));
         if (droppedMessages > 0) ctx.log(`chat: left out the ${droppedMessages} oldest messages to fit the context`);
-        const { result, tokens } = await generate(generationTarget(ctx, engine, 'chat'), {
+        const { result, tokens } = await generate(generationTarget(ctx, engine, 'chat', progress), {
           prompt: ids,
           maxTokens,
           temperature: params.temperature ?? CHAT_SAMPLING.temperature,
@@ -45,6 +46,8 @@ export function registerChat(ctx: ServerContext): void {
     } catch (error) {
       if (error instanceof Superseded) return cancelledBeforeStart();
       throw error;
+    } finally {
+      progress.end();
     }
   });
 }

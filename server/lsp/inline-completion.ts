@@ -57,7 +57,7 @@ export function registerInlineCompletion(ctx: ServerContext): void {
         const prompt = promptsFor(engine.model).completion.build({
           related: ctx.documents.relatedTo(doc.uri),
           current: { path: ctx.folders.displayPath(doc.uri), languageId: doc.languageId, prefix },
-          budget: Math.min(MAX_COMPLETION_PROMPT, engine.sessions.contextLength - ctx.host.settings.completion.maxTokens),
+          budget: Math.min(MAX_COMPLETION_PROMPT, engine.sessions.contextOf('completion') - ctx.host.settings.completion.maxTokens),
         });
         const boundary = new AbortController();
         let streamed = '';

@@ -7,6 +7,7 @@ import { PromptTooLong, type GenerationTarget } from '../generation';
 import type { ErrorKind, ProgressToken, RequestMethod, TextDelta } from '../protocol';
 import type { Purpose } from '../scheduler';
 import type { ServerContext } from './context';
+import type { PrefillProgress } from './prefill-progress';
 
 const textDelta = new ProgressType<TextDelta>();
 
@@ -47,12 +48,13 @@ export function onRequest<P, R>(connection: Connection, request: RequestMethod<P
 }
 
 /** Where a request of `purpose` generates: its session, with the scheduler's and status's hooks. */
-export function generationTarget(ctx: ServerContext, engine: Engine, purpose: Purpose): GenerationTarget {
+export function generationTarget(ctx: ServerContext, engine: Engine, purpose: Purpose, progress?: PrefillProgress): GenerationTarget {
   return {
     session: engine.sessions.get(purpose),
     info: engine.model.info,
-    contextLength: engine.sessions.contextLength,
+    contextLength: engine.sessions.contextOf(purpose),
     interactiveIdle: () => ctx.scheduler.interactiveIdle(),
     onSpeed: (tokensPerSecond) => ctx.status.speed(tokensPerSecond),
+    onPrefillProgress: progress?.update,
   };
 }

@@ -38,9 +38,14 @@ export class ChatTemplate {
     return chatTurnTokens(this.tokenizer, message);
   }
 
+  /** `<|im_start|>role\n`: what a segmented turn starts with. */
+  turnStart(role: ChatMessage['role']): number[] {
+    return [this.imStart, ...this.plain(`${role}\n`)];
+  }
+
   /** One turn whose content is given in segments. */
   segmentedTurn(role: ChatMessage['role'], segments: readonly Segment[]): number[] {
-    const ids = [this.imStart, ...this.plain(`${role}\n`)];
+    const ids = this.turnStart(role);
     for (const segment of segments) appendIds(ids, typeof segment === 'string' ? this.plain(segment) : segment);
     appendIds(ids, this.turnEnd);
     return ids;

@@ -34,3 +34,13 @@ export function workspacePrompt(template: ChatTemplate, files: readonly PackedFi
     ...template.generationPrompt(),
   ];
 }
+
+/**
+ * How many tokens of workspacePrompt(template, files, …) come before the question: the files part,
+ * the same for every question, and the part worth keeping on disk.
+ */
+export function workspacePrefixLength(template: ChatTemplate, files: readonly PackedFile[]): number {
+  const head = 1 + template.turn({ role: 'system', content: WORKSPACE_SYSTEM_PROMPT }).length +
+    template.turnStart('user').length + template.plain(INTRO).length;
+  return files.reduce((n, f) => n + f.ids.length, head);
+}

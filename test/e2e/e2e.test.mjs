@@ -3,7 +3,7 @@
 // unless INTERNLM_E2E_REQUIRED is set (CI sets it), which turns a missing tool into a failure.
 // Screenshots: test-artifacts/e2e/*.png.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -162,6 +162,26 @@ describe('end-to-end in a VS Code workbench', () => {
     await reply.and(chat.locator('.done')).waitFor({ timeout: 180_000 });
     assert.match(await reply.locator('.footnote').innerText(), /Context: \d+ files?, \d+ tokens/);
     await workbench.screenshot('ask-workspace');
+  });
+
+  it('shows a long workspace prefill in the status bar; a click there cancels it', { skip: skipAll }, async () => {
+    // About 2,800 tokens of new files (newest, so they are read last): a prefill that reports progress.
+    const workspace = path.join(shared.temp, 'e2e-workspace');
+    for (let i = 0; i < 2; i++) {
+      const lines = Array.from({ length: 25 }, (_, j) => `export function bulk${i}_${j}(x: number): number { return x * ${j} + ${i}; }`);
+      writeFileSync(path.join(workspace, 'src', `bulk${i}.ts`), `${lines.join('\n')}\n`);
+    }
+    await workbench.runCommand('InternLM: Ask about Workspace');
+    await workbench.answerInput('Summarize every function.');
+    const label = await workbench.statusLabel(/InternLM: reading the workspace, \d+%/, 120_000);
+    assert.match(await workbench.statusBar(/InternLM \d+%/), /InternLM \d+%( · ETA \d+[smh])?/);
+    await workbench.screenshot('ask-workspace-progress');
+    await workbench.page.locator(`[id="${EXTENSION_ID}.internlm.status"]`).click();
+    const chat = await workbench.chatFrame();
+    const reply = chat.locator('.entry.assistant').last();
+    await reply.and(chat.locator('.stopped')).waitFor({ timeout: 30_000 });
+    await workbench.statusLabel(/InternLM: ready/);
+    console.log(`# status bar during the prefill: ${label}`);
   });
 
   it('analyzes the current file and publishes findings as diagnostics', { skip: skipAll }, async () => {

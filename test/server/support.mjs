@@ -38,6 +38,7 @@ export async function importTs(relPath) {
 }
 
 const textDelta = new ProgressType();
+const workDoneType = new ProgressType();
 
 /** An LSP client over the stdio of a spawned server process. */
 export class LspClient {
@@ -45,6 +46,8 @@ export class LspClient {
   diagnostics = [];
   logs = [];
   subscriptions = [];
+  /** Server-initiated work-done progress: token → the $/progress values received, in order. */
+  workDone = new Map();
   #waiters = [];
   #tokens = 0;
 
@@ -75,6 +78,22 @@ export class LspClient {
         return true;
       });
     });
+  }
+
+  /** Resolves with the token of the first work-done progress (past or future) that satisfies `predicate(values, token)`. */
+  async waitForWorkDone(predicate, timeoutMs = 30000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (const [token, values] of this.workDone) if (predicate(values, token)) return token;
+      if (Date.now() > deadline) throw new Error(`no matching work-done progress; got ${JSON.stringify([...this.workDone])}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  onWorkDoneCreate(token) {
+    const values = [];
+    this.workDone.set(token, values);
+    this.subscriptions.push(this.connection.onProgress(workDoneType, token, (value) => values.push({ ...value, at: performance.now() })));
   }
 
   onStatus(status) {
@@ -146,9 +165,10 @@ export function settings(modelPath, extra = {}) {
 
 /**
  * Spawns the server and initializes it. `filesExclude` answers workspace/configuration requests
- * for "files.exclude".
+ * for "files.exclude"; `workDoneProgress` is the client's window.workDoneProgress capability (the
+ * progress it then receives is recorded in client.workDone).
  */
-export async function startServer({ initializationOptions, workspaceFolders = [], filesExclude = {} } = {}) {
+export async function startServer({ initializationOptions, workspaceFolders = [], filesExclude = {}, workDoneProgress = false } = {}) {
   if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run npm run build first`);
   const child = spawn(process.execPath, [serverJs, '--stdio'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -166,7 +186,10 @@ export async function startServer({ initializationOptions, workspaceFolders = []
   connection.onRequest('workspace/configuration', ({ items }) =>
     items.map((item) => (item.section === 'files.exclude' ? filesExclude : null)));
   connection.onRequest('client/registerCapability', () => null);
-  connection.onRequest('window/workDoneProgress/create', () => null);
+  connection.onRequest('window/workDoneProgress/create', ({ token }) => {
+    client.onWorkDoneCreate(token);
+    return null;
+  });
   connection.listen();
   const folders = workspaceFolders.map((dir) => ({ uri: pathToFileURL(dir).href, name: path.basename(dir) }));
   const init = await connection.sendRequest('initialize', {
@@ -175,6 +198,7 @@ export async function startServer({ initializationOptions, workspaceFolders = []
     workspaceFolders: folders,
     initializationOptions,
     capabilities: {
+      window: { workDoneProgress },
       workspace: { configuration: true, workspaceFolders: true, didChangeConfiguration: { dynamicRegistration: false } },
       textDocument: { inlineCompletion: { dynamicRegistration: false }, publishDiagnostics: {}, synchronization: {} },
     },
