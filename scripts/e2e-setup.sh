@@ -2,6 +2,7 @@
 # Installs what the end-to-end tests (and npm start without desktop VS Code) need on a Debian machine:
 #   - Debian's chromium (driven by playwright-core), ripgrep, and the headers code-server's
 #     native modules build against (libkrb5-dev for kerberos; a C++ toolchain and python for node-gyp);
+#     the aarch64 cross compiler and qemu-user for the NEON kernel test (test/engine/neon.test.mjs);
 #     apt-get needs root (or sudo without a password);
 #   - code-server from npm into a project-local prefix: .cache/code-server (gitignored), or
 #     $INTERNLM_CODE_SERVER_DIR (the tests and npm start read the same variable);
@@ -30,7 +31,9 @@ check_node() {
 }
 
 install_debian_packages() {
-  local wanted=(chromium ripgrep libkrb5-dev python3 make g++ pkg-config) missing=()
+  # g++-aarch64-linux-gnu + qemu-user: test/engine/neon.test.mjs cross-builds the NEON kernels and
+  # checks them under emulation (it skips without them).
+  local wanted=(chromium ripgrep libkrb5-dev python3 make g++ pkg-config g++-aarch64-linux-gnu qemu-user) missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done

@@ -1,9 +1,11 @@
-// Checks every kernel table this CPU can run (generic, AVX2, AVX-512) against an exact double
-// reference: the dot products of ggml's dequantization of the weights (quant/reference.cpp) with
-// the dequantized activations, for every weight type and ragged tile shapes. Also checks that each
-// table quantizes activations exactly as the generic one does, and that the reference quantizers
-// reconstruct random data as well as their bit widths allow. One line per failure, a summary per
-// table; exits non-zero on any failure.
+// Checks every kernel table this CPU can run (generic, AVX2, AVX-512, NEON, NEON dotprod) against
+// an exact double reference: the dot products of ggml's dequantization of the weights
+// (quant/reference.cpp) with the dequantized activations, for every weight type and ragged tile
+// shapes. Also checks that each table quantizes activations exactly as the generic one does, that
+// the reference quantizers reconstruct random data as well as their bit widths allow, and the
+// KV-cache row kernels (f16, q8, q4) of each instruction set. One line per failure, a summary per
+// table; exits non-zero on any failure. On aarch64 it also runs under qemu-user
+// (test/engine/neon.test.mjs).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/kv_kernels.h"
 #include "quant/reference.h"
 #include "util/half.h"
 
@@ -86,9 +89,11 @@ int check_gemm(const KernelTable& table) {
     for (int n : {32, 64, 96, 256, 512, 1280, 4096}) {
       if (n % block != 0) continue;
       for (int nr : {1, 3, 7, 16}) {
+        // One weight matrix per shape for all activation counts: the reference quantizers are the
+        // slow part under emulation (qemu-aarch64, test/engine/neon.test.mjs).
+        const auto wf = normals(size_t(nr) * n, 1.0f);
+        const auto W = quantized_rows(type, wf, nr, n);
         for (int nt : {1, 3, 4, 9, 17}) {
-          const auto wf = normals(size_t(nr) * n, 1.0f);
-          const auto W = quantized_rows(type, wf, nr, n);
           const auto xf = normals(size_t(nt) * n, 2.0f);
           const size_t ldx = act_row_bytes(wk.act, n);
           std::vector<uint8_t> X(ldx * nt + 64);
@@ -99,10 +104,12 @@ int check_gemm(const KernelTable& table) {
           // Error relative to sum |w x| in double: only float rounding may differ.
           double worst = 0;
           std::vector<float> wr(n);
+          std::vector<std::vector<double>> xs;
+          for (int t = 0; t < nt; t++) xs.push_back(activation_values(wk.act, X.data() + t * ldx, xf.data() + size_t(t) * n, n));
           for (int r = 0; r < nr; r++) {
             quant::dequantize_row(type, W.data() + r * ldw, wr.data(), n);
             for (int t = 0; t < nt; t++) {
-              const auto xr = activation_values(wk.act, X.data() + t * ldx, xf.data() + size_t(t) * n, n);
+              const auto& xr = xs[t];
               double exact = 0, magnitude = 0;
               for (int k = 0; k < n; k++) exact += wr[k] * xr[k], magnitude += std::fabs(wr[k] * xr[k]);
               if (type == DType::Q4_1 || type == DType::Q5_1) exact += min_term_correction(type, W.data() + r * ldw, X.data() + t * ldx, n);
@@ -195,10 +202,12 @@ int check_exp(const KernelTable& table) {
     const float sum = table.exp_sum_f32(p.data(), n, max);
     table.silu_mul_f32(gate.data(), up.data(), size_t(n));
     // Results below 1e-30 (exp of less than -69) are as good as zero next to the block's maximum.
+    // p - max is rounded to float first, as every kernel does (its rounding alone moves exp by up
+    // to 2e-6 relative for |p - max| near 60).
     double want_sum = 0;
     bool bad = false;
     for (int j = 0; j < n; j++) {
-      const double e = std::exp(double(p0[j]) - max), s = double(g0[j]) / (1 + std::exp(-double(g0[j]))) * up[j];
+      const double e = std::exp(double(p0[j] - max)), s = double(g0[j]) / (1 + std::exp(-double(g0[j]))) * up[j];
       want_sum += e;
       if (!bad && (std::fabs(p[j] - e) > 4e-7 * e + 1e-30 || std::fabs(gate[j] - s) > 4e-7 * std::fabs(s) + 1e-30)) {
         std::printf("FAIL %s exp/silu at %d: exp(%g) = %g (want %g), silu %g (want %g)\n", table.isa, j, p0[j] - max, p[j], e,
@@ -245,6 +254,67 @@ int check_quantizers() {
   return failures;
 }
 
+// KV-cache rows: each table's dot and axpy against a double reference over the values the row
+// decodes to (the portable kernels' at(i)), for ragged head counts and row lengths; stores are the
+// portable quantizer in every table.
+int check_kv(const char* isa, const KVKernels* (*get)(KVType)) {
+  int failures = 0;
+  for (KVType type : {KVType::F16, KVType::Q8, KVType::Q4}) {
+    const KVKernels* k = get(type);
+    if (!k) {
+      std::printf("FAIL %s has no KV kernels for %s\n", isa, kv_type_name(type));
+      failures++;
+      continue;
+    }
+    const KVKernels* ref = kv_kernels_generic(type);
+    for (int n : {8, 13, 64, 80, 128, 256}) {
+      const auto x = normals(size_t(n), 1.5f);
+      std::vector<uint8_t> row(kv_row_bytes(type, n));
+      ref->store(x.data(), row.data(), n);
+      // The decoded row: the generic axpy with a = 1 into zeros.
+      std::vector<float> values(size_t(n), 0.0f);
+      const float one = 1.0f;
+      ref->axpy(&one, 1, 1, row.data(), values.data(), size_t(n), n);
+      // Kernels may round scale * code + zero once (FMA) or twice: errors scale with |v| + 2 |zero|.
+      float zero = 0;
+      if (type != KVType::F16) std::memcpy(&zero, row.data() + 4, 4);
+      std::vector<double> mag(static_cast<size_t>(n));
+      for (int i = 0; i < n; i++) mag[i] = std::fabs(values[i]) + 2 * std::fabs(zero);
+      for (int nq : {1, 3, 8, 11}) {
+        const size_t stride = size_t(n) + 3;
+        const auto q = normals(size_t(nq) * stride, 1.0f);
+        std::vector<float> out(size_t(nq) * 2, -1.0f);
+        k->dot(q.data(), stride, nq, row.data(), n, out.data(), 2);
+        auto acc = normals(size_t(nq) * stride, 1.0f);
+        const auto acc0 = acc;
+        const auto a = normals(size_t(nq) * 2, 1.0f);
+        k->axpy(a.data(), 2, nq, row.data(), acc.data(), stride, n);
+        bool bad = false;
+        for (int h = 0; h < nq && !bad; h++) {
+          double want = 0, magnitude = 0;
+          for (int i = 0; i < n; i++) {
+            want += double(q[h * stride + i]) * values[i];
+            magnitude += std::fabs(double(q[h * stride + i])) * mag[i];
+          }
+          if (std::fabs(out[h * 2] - want) > 2e-6 * magnitude || out[h * 2 + 1] != -1.0f) bad = true;
+          for (size_t i = 0; i < stride; i++) {
+            const double base = acc0[h * stride + i];
+            const double w = i < size_t(n) ? base + double(a[h * 2]) * values[i] : base;
+            const double m = i < size_t(n) ? std::fabs(base) + std::fabs(double(a[h * 2])) * mag[i] : 0;
+            if (std::fabs(acc[h * stride + i] - w) > 2e-7 * m + (i < size_t(n) ? 1e-30 : 0)) bad = true;
+          }
+        }
+        if (bad) {
+          std::printf("FAIL %s KV %s n=%d heads=%d\n", isa, kv_type_name(type), n, nq);
+          failures++;
+        }
+      }
+    }
+  }
+  std::printf("%s: KV cache kernels (f16, q8, q4): %s\n", isa, failures ? "FAILED" : "ok");
+  return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -254,11 +324,18 @@ int main() {
   else std::printf("avx2: skipped (not compiled in or the CPU lacks it)\n");
   if (cpu_has_avx512() && avx512_kernels()) tables.push_back(avx512_kernels());
   else std::printf("avx512: skipped (not compiled in or the CPU lacks it)\n");
+  if (cpu_has_neon() && neon_kernels()) tables.push_back(neon_kernels());
+  else std::printf("neon: skipped (not compiled in or the CPU lacks it)\n");
+  if (cpu_has_neon_dotprod() && neon_dotprod_kernels()) tables.push_back(neon_dotprod_kernels());
+  else std::printf("neon-dotprod: skipped (not compiled in or the CPU lacks it)\n");
   for (const KernelTable* t : tables) {
     const int f = check_gemm(*t) + check_activation_quantizers(*t) + check_mix_rows(*t) + check_exp(*t);
     std::printf("%s: %s\n", t->isa, f ? "FAILED" : "ok");
     failures += f;
   }
+  failures += check_kv("generic", kv_kernels_generic);
+  if (cpu_has_avx2() && kv_kernels_avx2(KVType::F16)) failures += check_kv("avx2", kv_kernels_avx2);
+  if (cpu_has_neon() && kv_kernels_neon(KVType::F16)) failures += check_kv("neon", kv_kernels_neon);
   std::printf("selected: %s\n", kernels().isa);
   return failures ? 1 : 0;
 }

@@ -4,6 +4,13 @@
 #include <cstring>
 #include <string>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
 #include "quant/reference.h"
 #include "util/error.h"
 
@@ -28,12 +35,47 @@ const KernelTable* avx2_kernels() { return nullptr; }
 const KernelTable* avx512_kernels() { return nullptr; }
 #endif
 
+// aarch64: ASIMD is part of the base ABI; SDOT (FEAT_DotProd) is optional from ARMv8.2 and is
+// reported by the kernel (HWCAP_ASIMDDP) or, on macOS, by sysctl.
+#if defined(__aarch64__)
+bool cpu_has_neon() {
+#if defined(__linux__) && defined(HWCAP_ASIMD)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+  return true;
+#endif
+}
+
+bool cpu_has_neon_dotprod() {
+#if defined(__linux__)
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+  return cpu_has_neon() && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+  int value = 0;
+  size_t size = sizeof value;
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value != 0;
+#else
+  return false;
+#endif
+}
+#else
+bool cpu_has_neon() { return false; }
+bool cpu_has_neon_dotprod() { return false; }
+const KernelTable* neon_kernels() { return nullptr; }
+const KernelTable* neon_dotprod_kernels() { return nullptr; }
+#endif
+
 const KernelTable& kernels() {
   static const KernelTable& chosen = []() -> const KernelTable& {
     const char* env = std::getenv("INTERNLM_CPU_ISA");
     const std::string limit = env ? env : "";
     if (limit != "generic" && limit != "avx2" && cpu_has_avx512() && avx512_kernels()) return *avx512_kernels();
     if (limit != "generic" && cpu_has_avx2() && avx2_kernels()) return *avx2_kernels();
+    if (limit != "generic" && limit != "neon" && cpu_has_neon_dotprod() && neon_dotprod_kernels())
+      return *neon_dotprod_kernels();
+    if (limit != "generic" && cpu_has_neon() && neon_kernels()) return *neon_kernels();
     return generic_kernels();
   }();
   return chosen;

@@ -92,8 +92,8 @@ size_t act_row_bytes(ActFormat format, int n);
 // Writes activation x (n f32 values) as one row of FORMAT (F32 copies).
 void quantize_activation(const KernelTable& table, ActFormat format, const float* x, uint8_t* row, int n);
 
-// The best table this CPU runs; INTERNLM_CPU_ISA=generic|avx2|avx512 picks a lower one (tests,
-// benchmarks).
+// The best table this CPU runs; INTERNLM_CPU_ISA=generic|avx2|avx512 (x86) or generic|neon
+// (aarch64) picks a lower one (tests, benchmarks).
 const KernelTable& kernels();
 const KernelTable& generic_kernels();
 // Null when not compiled in; call only when cpu_has_avx2() / cpu_has_avx512() says the CPU can.
@@ -101,6 +101,12 @@ const KernelTable* avx2_kernels();    // AVX2 + FMA + F16C
 const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL/DQ/VNNI
 bool cpu_has_avx2();
 bool cpu_has_avx512();
+// aarch64 (kernels_neon.cpp): baseline ASIMD, and the same with the quantized dot products on
+// SDOT (ARMv8.2 dotprod, kquant_neon_dotprod.cpp). Null / false on other architectures.
+const KernelTable* neon_kernels();          // "neon"
+const KernelTable* neon_dotprod_kernels();  // "neon-dotprod"
+bool cpu_has_neon();
+bool cpu_has_neon_dotprod();
 
 // Row r of a weight tensor as f32 (embedding lookup).
 void dequantize_row(const Tensor& t, int64_t r, float* out);
@@ -109,5 +115,7 @@ void dequantize_row(const Tensor& t, int64_t r, float* out);
 void add_quant_kernels_generic(KernelTable& table);
 void add_quant_kernels_avx2(KernelTable& table);
 void add_quant_kernels_avx512(KernelTable& table);
+void add_quant_kernels_neon(KernelTable& table);
+void add_quant_kernels_neon_dotprod(KernelTable& table);
 
 }  // namespace ilm::cpu

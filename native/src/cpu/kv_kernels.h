@@ -24,8 +24,10 @@ struct KVKernels {
 // The best kernels this CPU runs for the type (F32 is not served here: attention keeps its GEMM path).
 const KVKernels& kv_kernels(KVType type);
 
-// The portable and AVX2 tables (kv_kernels_generic.cpp / kv_kernels_avx2.cpp); avx2 may be null.
+// The portable, AVX2 and NEON tables (kv_kernels_generic.cpp / _avx2.cpp / _neon.cpp); avx2 and
+// neon are null where not compiled in (call them only when cpu_has_avx2() / cpu_has_neon()).
 const KVKernels* kv_kernels_generic(KVType type);
 const KVKernels* kv_kernels_avx2(KVType type);
+const KVKernels* kv_kernels_neon(KVType type);
 
 }  // namespace ilm::cpu
