@@ -67,6 +67,11 @@ export interface EvaluateOptions {
   topK?: number;
   signal?: AbortSignal;
   onPrefillProgress?: PrefillProgressFn;
+  /**
+   * With an empty cache, chooses the dynamic-NTK RoPE base for this many positions instead of the
+   * batch's own length, so later appends up to it keep the base (docs/rope-policy.md).
+   */
+  ropeLength?: number;
 }
 
 export interface EvaluateResult {
@@ -88,6 +93,11 @@ export interface GenerateOptions extends SamplingOptions {
   onText?: (text: string) => void;
   /** Progress of the prompt's uncached part. */
   onPrefillProgress?: PrefillProgressFn;
+  /**
+   * The RoPE base needed is base'(max(prompt length, ropeLength)): a cached prefix built with the
+   * same ropeLength stays reusable as the question after it changes length (docs/rope-policy.md).
+   */
+  ropeLength?: number;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled';
@@ -148,7 +158,7 @@ interface NativeSession {
   ropeBase(): number;
   length(): number;
   tokens(): number[];
-  evaluate(tokens: number[], topK: number, onPrefillProgress?: PrefillProgressFn): Promise<EvaluateResult>;
+  evaluate(tokens: number[], topK: number, onPrefillProgress?: PrefillProgressFn, ropeLength?: number): Promise<EvaluateResult>;
   generate(
     options: Omit<GenerateOptions, 'signal' | 'onText' | 'onPrefillProgress'>,
     onText: (text: string) => void,
@@ -251,7 +261,7 @@ export class Session {
   /** Appends tokens to the cache, returning top-K log-probabilities per position. */
   evaluate(tokens: number[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
     return withSignal(options.signal, () => this.handle.cancel(),
-      () => this.handle.evaluate(tokens, options.topK ?? 0, options.onPrefillProgress));
+      () => this.handle.evaluate(tokens, options.topK ?? 0, options.onPrefillProgress, options.ropeLength ?? 0));
   }
 
   generate(options: GenerateOptions): Promise<GenerateResult> {

@@ -2,7 +2,7 @@
 // the decoding speed to the status bar. Long prompts are prefilled in slices that yield to inline
 // completions (prefill.ts).
 import type { GenerateOptions, ModelInfo, Session } from '../native/index';
-import { prefillInSlices, type PrefillProgressCallback } from './prefill';
+import { plannedRopeLength, prefillInSlices, type PrefillProgressCallback } from './prefill';
 import type { GenerationResult } from './protocol';
 
 /** The model's default chat sampling (REFERENCE.md: temperature 0.8, top-p 0.8). */
@@ -54,9 +54,11 @@ export async function generate(target: GenerationTarget, options: GenerateOption
     result.timings.promptMs = sliced.ms;
     return { result, tokens: [] };
   }
+  const maxTokens = Math.min(options.maxTokens ?? CHAT_SAMPLING.maxTokens, room);
   const raw = await session.generate({
     ...options,
-    maxTokens: Math.min(options.maxTokens ?? CHAT_SAMPLING.maxTokens, room),
+    maxTokens,
+    ropeLength: plannedRopeLength(target.info, options.prompt.length, maxTokens, contextLength),
     // After the slices only the last prompt token is left: the slices' progress already ended.
     onPrefillProgress: sliced ? undefined : target.onPrefillProgress,
   });

@@ -34,6 +34,27 @@ export function ropeBaseFor(info: ModelInfo, length: number): number {
   return info.ropeFreqBase * Math.pow((factor * length) / info.contextLength - (factor - 1), d / (d - 2));
 }
 
+/**
+ * The length the RoPE base is planned for (the engine's ropeLength; 0 = the prompt's own length).
+ * Within the trained context the base is the plain one whatever the length, so 0. Beyond it the
+ * base grows with the length (dynamic NTK), and choosing it from the exact prompt length would make
+ * every follow-up question of another length miss the cached prefix. So the base is planned for a
+ * bucket: the smallest half-octave step of the trained context (M·√2^k) that also holds the answer,
+ * capped by the session's context (docs/rope-policy.md).
+ */
+export function plannedRopeLength(info: ModelInfo, promptLength: number, maxTokens: number, context: number): number {
+  const trained = info.contextLength;
+  if (info.ropeScaling.type !== 'dynamic' || trained <= 0 || promptLength <= trained) return 0;
+  const wanted = promptLength + Math.max(0, maxTokens);
+  const bucket = Math.ceil(trained * Math.SQRT2 ** Math.ceil(2 * Math.log2(wanted / trained) - 1e-9));
+  return Math.max(wanted, Math.min(bucket, context));
+}
+
+/** The base a generation of `maxTokens` after `promptLength` tokens runs under (see plannedRopeLength). */
+export function neededRopeBase(info: ModelInfo, promptLength: number, maxTokens: number, context: number): number {
+  return ropeBaseFor(info, Math.max(promptLength, plannedRopeLength(info, promptLength, maxTokens, context)));
+}
+
 /** `done` of `total` prompt tokens computed; reused tokens count in neither. */
 export type PrefillProgressCallback = (done: number, total: number) => void;
 

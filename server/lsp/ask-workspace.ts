@@ -82,7 +82,7 @@ export function registerAskWorkspace(ctx: ServerContext): void {
         const session = engine.sessions.get('workspace');
         const { info } = engine.model;
         const id: PrefixIdentity = { folders: ctx.folders.folders.map((f) => f.fsPath), fingerprint: info.fingerprint, kvType: engine.sessions.kvType };
-        if (ctx.host.settings.workspaceCache.maxBytes > 0 && !signal.aborted) await ctx.prefixCache.restoreInto(session, info, id, prompt, context);
+        if (ctx.host.settings.workspaceCache.maxBytes > 0 && !signal.aborted) await ctx.prefixCache.restoreInto(session, info, id, prompt, context, maxTokens);
         const { result } = await generate(generationTarget(ctx, engine, 'workspace', progress), {
           prompt,
           maxTokens,

@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ModelInfo, Session } from '../../native/index';
 import { formatBytes } from '../context-plan';
-import { ropeBaseFor, sameBase } from '../prefill';
+import { neededRopeBase, sameBase } from '../prefill';
 
 const VERSION = 1;
 /** Shorter prefixes prefill in about the time a restore takes: not worth a file. */
@@ -98,7 +98,8 @@ export class WorkspacePrefixCache {
    * Before a workspace prompt runs on `session`: restores the saved prefix when the prompt shares
    * more of it than the session already holds. `context`: the session's context length.
    */
-  async restoreInto(session: Session, info: ModelInfo, id: PrefixIdentity, prompt: readonly number[], context: number): Promise<Restored | undefined> {
+  async restoreInto(session: Session, info: ModelInfo, id: PrefixIdentity, prompt: readonly number[], context: number,
+    maxTokens: number): Promise<Restored | undefined> {
     const files = this.files(id);
     if (!files) return undefined;
     let meta: Meta;
@@ -120,7 +121,7 @@ export class WorkspacePrefixCache {
       this.log(`workspace cache ${files.kv} holds ${tokens.length} tokens, more than the session's context of ${context}; not used`);
       return undefined;
     }
-    const needed = ropeBaseFor(info, prompt.length);
+    const needed = neededRopeBase(info, prompt.length, Math.min(maxTokens, context - prompt.length), context);
     if (!sameBase(meta.ropeBase, needed)) {
       this.log(`workspace cache ${files.kv} was built with RoPE base ${meta.ropeBase}; this prompt needs ${needed}; not used`);
       return undefined;

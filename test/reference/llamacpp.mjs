@@ -69,6 +69,28 @@ export async function referenceLogprobs(modelPath, tokens, { ropeBase, threads =
   });
 }
 
+/**
+ * Full next-token distributions after tokens[0..p] for the given positions p only (llama.cpp then
+ * computes logits for those rows alone: cheap at long lengths). Returns a Map position → Float64Array
+ * of log-probabilities, as referenceLogprobs.
+ */
+export async function referenceLogprobsAt(modelPath, tokens, positions, { ropeBase, threads = 1 } = {}) {
+  const wanted = new Set(positions);
+  for (const p of wanted) if (!(Number.isInteger(p) && p >= 0 && p < tokens.length)) throw new Error(`referenceLogprobsAt: bad position ${p}`);
+  return withContext(modelPath, { ropeBase, threads, tokens: tokens.length }, async (sequence) => {
+    const input = tokens.map((t, i) => (wanted.has(i) ? [t, { generateNext: { probabilities: true } }] : t));
+    const outputs = await sequence.controlledEvaluate(input);
+    if (sequence.nextTokenIndex !== tokens.length) throw new Error('llama.cpp shifted the context; the distributions are not of the given tokens');
+    const result = new Map();
+    for (const p of [...wanted].sort((a, b) => a - b)) {
+      const probabilities = outputs[p]?.next.probabilities;
+      if (!probabilities) throw new Error(`llama.cpp returned no distribution for position ${p}`);
+      result.set(p, toLogprobs(probabilities));
+    }
+    return result;
+  });
+}
+
 // The map holds every vocabulary entry (nothing filters it under greedy sampling), so its size is
 // the vocabulary size.
 function toLogprobs(probabilities) {

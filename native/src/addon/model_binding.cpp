@@ -147,13 +147,14 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       check_ids(tokens, live(env).model->model->config.vocab_size);
       if (tokens.empty()) throw Error("nothing to evaluate: tokens is empty");
       auto on_progress = optional_callback(info[2]);
+      const int rope_length = info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
       auto s = claim(env);
       struct Out {
         std::vector<std::vector<std::pair<int32_t, float>>> top;
         float rope_base = 0;
         double ms = 0;
       };
-      return run_async<Out>(env, [s, tokens = std::move(tokens), top_k, on_progress](const Post& post) {
+      return run_async<Out>(env, [s, tokens = std::move(tokens), top_k, on_progress, rope_length](const Post& post) {
         BusyGuard busy(s);
         Out out;
         const int vocab = s->model->model->config.vocab_size;
@@ -161,7 +162,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
         out.top.resize(top_k > 0 ? tokens.size() : 0);
         s->session->append(tokens, top_k > 0 ? 0 : int(tokens.size()),
                            [&](int i, const float* logits) { out.top[i] = top_logprobs(logits, vocab, top_k); }, s->cancel,
-                           post_progress(post, on_progress));
+                           post_progress(post, on_progress), rope_length);
         out.rope_base = s->session->rope_base();
         out.ms = ms_since(start);
         return out;
@@ -204,6 +205,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       params.sampling.min_p = float(number_or(o, "minP", 0.0));
       params.sampling.repeat_penalty = float(number_or(o, "repeatPenalty", 1.0));
       params.sampling.repeat_last_n = int(number_or(o, "repeatLastN", 64));
+      params.rope_length = int(number_or(o, "ropeLength", 0));
       if (o.Get("seed").IsNumber()) {
         params.sampling.seed = uint64_t(o.Get("seed").As<Napi::Number>().Int64Value());
         params.sampling.has_seed = true;

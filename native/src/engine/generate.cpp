@@ -53,7 +53,7 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std:
 
   const auto prompt_start = std::chrono::steady_clock::now();
   try {
-    result.cached_tokens = session.prefill(prompt, keep_logits, cancel, on_prefill);
+    result.cached_tokens = session.prefill(prompt, keep_logits, cancel, on_prefill, params.rope_length);
   } catch (const Cancelled&) {
     result.finish_reason = FinishReason::Cancelled;
     result.prompt_ms = ms_since(prompt_start);
@@ -67,6 +67,8 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std:
   std::string text;     // everything decoded so far
   size_t emitted = 0;   // bytes of text already passed to on_text
   std::vector<int32_t> history = session.tokens();
+  std::vector<float> best_logits;  // the last step's best candidates, when only they came back
+  std::vector<int32_t> best_ids;
   auto emit_upto = [&](size_t end) {
     if (end > emitted) {
       if (on_text) on_text(text.substr(emitted, end - emitted));
@@ -80,7 +82,8 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std:
       result.finish_reason = FinishReason::Cancelled;
       break;
     }
-    const int32_t next = sampler.sample(logits.data(), vocab, history);
+    const int32_t next = best_ids.empty() ? sampler.sample(logits.data(), vocab, history)
+                                          : sampler.sample_best(best_logits.data(), best_ids.data(), int(best_ids.size()), history);
     if (std::find(params.stop_tokens.begin(), params.stop_tokens.end(), next) != params.stop_tokens.end()) {
       result.finish_reason = FinishReason::Stop;
       break;
@@ -105,7 +108,13 @@ GenerateResult generate(Session& session, const Tokenizer& tokenizer, const std:
     if (int(result.tokens.size()) >= params.max_tokens) break;
     if (session.length() >= session.max_context()) break;
     try {
-      session.append({next}, 0, keep_logits, cancel);
+      // Greedy and top-k decoding need only the row's best logits: on a GPU those alone come back
+      // (Sampler::candidates_needed says when that gives sample()'s exact choice).
+      const int k = sampler.candidates_needed(history, vocab, vocab);
+      if (k == 0 || !session.append_top_k(next, k, best_logits, best_ids, cancel)) {
+        best_ids.clear();
+        session.append({next}, 0, keep_logits, cancel);
+      }
     } catch (const Cancelled&) {
       result.finish_reason = FinishReason::Cancelled;
       break;

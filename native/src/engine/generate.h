@@ -20,6 +20,8 @@ struct GenerateParams {
   int max_tokens = 256;
   std::vector<int32_t> stop_tokens;
   std::vector<std::string> stop_strings;
+  // Plans the RoPE base for this many positions when longer than the prompt (Session::prefill).
+  int rope_length = 0;
 };
 
 struct GenerateResult {

@@ -14,13 +14,13 @@ Session::Session(const Model& model, Backend& backend, int max_context, KVType k
       cache_(backend.create_cache(std::min(max_context_, 512), kv_type)) {}
 
 void Session::append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
-                     const std::atomic<bool>& cancel, const PrefillProgress& progress) {
+                     const std::atomic<bool>& cancel, const PrefillProgress& progress, int rope_length) {
   const int n = int(tokens.size());
   if (n == 0) return;
   if (length() + n > max_context_)
     throw Error("context full: " + std::to_string(length() + n) + " tokens exceed this session's context of " +
                 std::to_string(max_context_) + " tokens");
-  if (tokens_.empty()) rope_base_ = float(rope_base_for_length(model_.config, n));
+  if (tokens_.empty()) rope_base_ = float(rope_base_for_length(model_.config, std::max(n, rope_length)));
 
   const int vocab = model_.config.vocab_size;
   const int chunk = backend_.max_batch();
@@ -49,9 +49,9 @@ void Session::append(const std::vector<int32_t>& tokens, int logits_from, const 
 }
 
 int Session::prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel,
-                     const PrefillProgress& progress) {
+                     const PrefillProgress& progress, int rope_length) {
   if (prompt.empty()) throw Error("the prompt is empty");
-  const float needed = float(rope_base_for_length(model_.config, int(prompt.size())));
+  const float needed = float(rope_base_for_length(model_.config, std::max(int(prompt.size()), rope_length)));
   size_t keep = 0;
   if (!tokens_.empty() && needed == rope_base_) {
     while (keep < tokens_.size() && keep < prompt.size() && tokens_[keep] == prompt[keep]) keep++;
@@ -60,7 +60,7 @@ int Session::prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink,
   if (keep == prompt.size()) keep--;
   truncate(int(keep));
   const std::vector<int32_t> rest(prompt.begin() + keep, prompt.end());
-  append(rest, int(rest.size()) - 1, sink, cancel, progress);
+  append(rest, int(rest.size()) - 1, sink, cancel, progress, keep == 0 ? std::max(int(prompt.size()), rope_length) : 0);
   return int(keep);
 }
 

@@ -35,14 +35,24 @@ class Session {
   // position from `logits_from` on (relative to this batch). With an empty cache the RoPE base
   // is chosen for the final length, so a one-pass evaluation of L tokens uses base'(L) at every
   // position. Throws Cancelled (between chunks) when cancel becomes true; what was computed stays.
-  // progress, when given, hears after every chunk.
+  // progress, when given, hears after every chunk. rope_length > the batch's length chooses the
+  // base for that planned length instead (a prefix that later questions extend keeps its base;
+  // docs/rope-policy.md).
   void append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
-              const std::atomic<bool>& cancel, const PrefillProgress& progress = nullptr);
+              const std::atomic<bool>& cancel, const PrefillProgress& progress = nullptr, int rope_length = 0);
+
+  // One decode step that brings back only the k best (logit, id) pairs of the new position's
+  // logits, best first with ties to the lower id (reduced on the backend's device): appends
+  // `token` as append({token}, ...) would. Returns false, appending nothing, when the backend
+  // cannot reduce k candidates (Backend::max_device_top_k); append() then. (session_top_k.cpp)
+  bool append_top_k(int32_t token, int k, std::vector<float>& logits, std::vector<int32_t>& ids,
+                    const std::atomic<bool>& cancel);
 
   // Keeps the longest cached prefix of `prompt` that is valid under the base `prompt` needs,
   // then appends the rest; sink gets the last position's logits. Returns how many positions were reused.
+  // The base needed is base'(max(prompt length, rope_length)).
   int prefill(const std::vector<int32_t>& prompt, const LogitsSink& sink, const std::atomic<bool>& cancel,
-              const PrefillProgress& progress = nullptr);
+              const PrefillProgress& progress = nullptr, int rope_length = 0);
 
   // Keeps only the first n positions.
   void truncate(int n);
