@@ -1,5 +1,9 @@
 // The CUDA backend's kernels on their own, for bench/gpu-check.mjs:
-//   cuda_bench check   each kernel against a CPU reference on fresh random inputs (ragged shapes)
+//   cuda_bench check [matmul|norm|topk|kv|attention]
+//                      each kernel against a CPU reference on fresh random inputs (ragged shapes):
+//                      GEMV/GEMM per weight type, the fused norms, RoPE + KV store per KV type (V
+//                      rows byte-exact vs the CPU's quantizer), KV row round trips, flash and
+//                      split attention per KV type, device top-k vs a host sort
 //   cuda_bench bench   the ceilings (device-to-device copy bandwidth, read bandwidth) and the
 //                      kernels' rates (GEMM TFLOP/s per weight type, GEMV GB/s)
 // Output: one JSON object per line. Exit status 1 when a check fails or CUDA is unusable.
@@ -14,7 +18,9 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_util.h"
+#include "cpu/kv_kernels.h"
 #include "cuda/kernels.h"
+#include "engine/kv_type.h"
 #include "util/half.h"
 
 using namespace ilm;
@@ -245,17 +251,208 @@ void check_gemv_swiglu(WType type, int nt, int ffn, int cols) {
   report_check(what, rel_error(to_host(out), ref), 1e-5);
 }
 
-// Causal GQA attention of nt query rows at positions start..start+nt-1 against fp16 caches.
-void check_attention(int nt, int start, int n_heads, int n_kv, int hd, bool flash, int splits) {
-  const int G = n_heads / n_kv, len = start + nt, kv_dim = n_kv * hd;
-  std::vector<float> q = normal_values(size_t(nt) * n_heads * hd, 1.0f);
-  std::vector<float> kf = normal_values(size_t(len) * kv_dim, 1.0f), vf = normal_values(size_t(len) * kv_dim, 1.0f);
-  // Caches one row larger than needed, the extra row NaN: it must never be read.
-  std::vector<uint16_t> k16((size_t(len) + 1) * kv_dim, 0x7e00), v16((size_t(len) + 1) * kv_dim, 0x7e00);
-  for (size_t i = 0; i < kf.size(); i++) {
-    k16[i] = f32_to_fp16(kf[i]);
-    v16[i] = f32_to_fp16(vf[i]);
+// ---------------------------------------------------------------- KV cache, attention, top-k
+
+const char* kv_name(KVType t) { return kv_type_name(t); }
+
+// One layer's cache on the device in the backend's layout (kernels.h), written through
+// kv_unpack_rows from rows in the CPU's format: that path is checked along the way.
+struct TestKV {
+  KVType type;
+  int n_kv, hd, capacity;
+  DeviceArray<uint8_t> data;
+  DeviceArray<float> pairs;
+  KVLayer layer;
+  size_t row_bytes() const { return kv_row_bytes(type, hd); }  // one (position, head) row, CPU format
+
+  TestKV(KVType t, int positions, int n_kv_heads, int head_dim)
+      : type(t), n_kv(n_kv_heads), hd(head_dim),
+        capacity((positions + kKVPositionAlign - 1) / kKVPositionAlign * kKVPositionAlign) {
+    const size_t plane = size_t(n_kv) * capacity;
+    data = DeviceArray<uint8_t>(2 * plane * kv_code_bytes(t, hd), 0, "kv");
+    if (kv_quantized(t)) pairs = DeviceArray<float>(2 * plane * 2, 0, "kv pairs");
+    layer.type = t;
+    layer.capacity = capacity;
+    layer.n_kv_heads = n_kv;
+    layer.head_dim = hd;
+    layer.k.data = data.get();
+    layer.v.data = data.get() + plane * kv_code_bytes(t, hd);
+    if (kv_quantized(t)) {
+      layer.k.sz = pairs.get();
+      layer.v.sz = pairs.get() + plane * 2;
+    }
   }
+  void upload(bool value, int from, int n, const std::vector<uint8_t>& rows) {
+    DeviceArray<uint8_t> d(rows.size(), 0, "rows");
+    check(cudaMemcpy(d.get(), rows.data(), rows.size(), cudaMemcpyHostToDevice), "upload");
+    kv_unpack_rows(layer, value, from, n, d.get(), nullptr);
+    check(cudaDeviceSynchronize(), "kv_unpack_rows");
+  }
+  std::vector<uint8_t> download(bool value, int from, int n) const {
+    DeviceArray<uint8_t> d(size_t(n) * n_kv * row_bytes(), 0, "rows");
+    kv_pack_rows(layer, value, from, n, d.get(), nullptr);
+    return to_host(d);
+  }
+};
+
+// CPU-format rows of n positions x n_kv heads from values [n][n_kv][hd] (the CPU's quantizer).
+std::vector<uint8_t> cpu_rows(KVType type, const std::vector<float>& values, int n, int n_kv, int hd) {
+  const size_t rb = kv_row_bytes(type, hd);
+  std::vector<uint8_t> rows(size_t(n) * n_kv * rb);
+  for (size_t r = 0; r < size_t(n) * n_kv; r++) {
+    const float* x = values.data() + r * hd;
+    uint8_t* dst = rows.data() + r * rb;
+    if (type == KVType::F32)
+      std::memcpy(dst, x, size_t(hd) * 4);
+    else
+      cpu::kv_kernels_generic(type)->store(x, dst, hd);
+  }
+  return rows;
+}
+
+// What a CPU-format row holds, as floats (the CPU's dequantization).
+float cpu_value(KVType type, const uint8_t* row, int i) {
+  switch (type) {
+    case KVType::F32: {
+      float f;
+      std::memcpy(&f, row + 4 * i, 4);
+      return f;
+    }
+    case KVType::F16: {
+      uint16_t h;
+      std::memcpy(&h, row + 2 * i, 2);
+      return fp16_to_f32(h);
+    }
+    default: {
+      float s, z;
+      std::memcpy(&s, row, 4);
+      std::memcpy(&z, row + 4, 4);
+      const int c = type == KVType::Q8 ? row[8 + i] : (row[8 + i / 2] >> ((i & 1) * 4)) & 15;
+      return s * float(c) + z;
+    }
+  }
+}
+
+// Rows of positions [from, from + n) round-trip through the device layout unchanged.
+void check_kv_rows(KVType type, int n_kv, int hd) {
+  const int n = 77;
+  TestKV kv(type, n + 5, n_kv, hd);
+  const auto kr = cpu_rows(type, normal_values(size_t(n) * n_kv * hd, 1.0f), n, n_kv, hd);
+  const auto vr = cpu_rows(type, normal_values(size_t(n) * n_kv * hd, 1.0f), n, n_kv, hd);
+  kv.upload(false, 5, n, kr);
+  kv.upload(true, 5, n, vr);
+  const auto k2 = kv.download(false, 5, n), v2 = kv.download(true, 5, n);
+  size_t bad = 0;
+  for (size_t i = 0; i < kr.size(); i++) bad += kr[i] != k2[i];
+  for (size_t i = 0; i < vr.size(); i++) bad += vr[i] != v2[i];
+  char what[128];
+  std::snprintf(what, sizeof what, "kv rows %s round trip heads=%d hd=%d (bytes differing)", kv_name(type), n_kv, hd);
+  report_check(what, double(bad), 0.0);
+}
+
+// RoPE + store of nt tokens at start: Q against the CPU's rotation, V rows byte-exact against the
+// CPU's quantizer (same inputs), K rows within one code step of it (the rotation's float rounding
+// may differ by an ulp and move a value across a rounding boundary).
+void check_rope_store(KVType type, bool pairwise, int nt, int start, int n_heads, int n_kv, int hd) {
+  const int half = hd / 2, row_len = (n_heads + 2 * n_kv) * hd;
+  const float base = 1e6f;
+  std::vector<float> qkv = normal_values(size_t(nt) * row_len, 1.0f);
+  StepParams p{};
+  p.start_pos = start;
+  p.n_tokens = nt;
+  p.top_k = 1;
+  p.theta_scale = std::pow(base, -2.0f / float(hd));
+  for (int i = 0; i < half; i++) p.inv_freq[i] = 1.0f / std::pow(base, float(2 * i) / float(hd));
+  // The CPU backend's angles and rotation (cpu_backend.cpp rope_angles / apply_rope).
+  std::vector<float> rot(qkv);
+  for (int t = 0; t < nt; t++) {
+    std::vector<float> cs(hd);
+    const float pos = float(start + t);
+    float theta = pos;
+    for (int i = 0; i < half; i++) {
+      const float th = pairwise ? theta : pos * p.inv_freq[i];
+      cs[2 * i] = std::cos(th);
+      cs[2 * i + 1] = std::sin(th);
+      theta *= p.theta_scale;
+    }
+    for (int h = 0; h < n_heads + n_kv; h++) {
+      float* v = rot.data() + size_t(t) * row_len + size_t(h) * hd;
+      for (int i = 0; i < half; i++) {
+        const int a = pairwise ? 2 * i : i, b = pairwise ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+        v[b] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+      }
+    }
+  }
+  TestKV kv(type, start + nt, n_kv, hd);
+  DeviceArray<uint8_t> dp(sizeof p, 0, "params");
+  check(cudaMemcpy(dp.get(), &p, sizeof p, cudaMemcpyHostToDevice), "params");
+  auto dqkv = to_device(qkv);
+  DeviceArray<float> q_out(size_t(nt) * n_heads * hd, 0, "q");
+  rope_store(dqkv.get(), reinterpret_cast<const StepParams*>(dp.get()), nt, n_heads, pairwise, q_out.get(), kv.layer,
+             nullptr);
+  check(cudaDeviceSynchronize(), "rope_store");
+  const auto qh = to_host(q_out);
+  std::vector<double> qref(qh.size());
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < n_heads * hd; i++) qref[size_t(t) * n_heads * hd + i] = rot[size_t(t) * row_len + i];
+  char what[200];
+  std::snprintf(what, sizeof what, "rope_store %s %s Q nt=%d start=%d hd=%d", kv_name(type),
+                pairwise ? "pairwise" : "halves", nt, start, hd);
+  report_check(what, rel_error(qh, qref), 1e-5);
+  // K and V rows of the new positions, against the CPU's store of the reference values.
+  std::vector<float> kref(size_t(nt) * n_kv * hd), vref(kref.size());
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < n_kv * hd; i++) {
+      kref[size_t(t) * n_kv * hd + i] = rot[size_t(t) * row_len + size_t(n_heads) * hd + i];
+      vref[size_t(t) * n_kv * hd + i] = qkv[size_t(t) * row_len + size_t(n_heads + n_kv) * hd + i];
+    }
+  const auto kcpu = cpu_rows(type, kref, nt, n_kv, hd), vcpu = cpu_rows(type, vref, nt, n_kv, hd);
+  const auto kgpu = kv.download(false, start, nt), vgpu = kv.download(true, start, nt);
+  size_t vbad = 0;
+  for (size_t i = 0; i < vcpu.size(); i++) vbad += vcpu[i] != vgpu[i];
+  std::snprintf(what, sizeof what, "rope_store %s V rows byte-exact vs CPU (bytes differing) nt=%d hd=%d",
+                kv_name(type), nt, hd);
+  report_check(what, double(vbad), 0.0);
+  // K: per value, |gpu - cpu| in steps of the CPU row (f32/f16: relative error instead).
+  const size_t rb = kv_row_bytes(type, hd);
+  double worst = 0;
+  size_t moved = 0;
+  for (size_t r = 0; r < size_t(nt) * n_kv; r++) {
+    float step = 0;
+    if (kv_quantized(type)) std::memcpy(&step, kcpu.data() + r * rb, 4);
+    for (int i = 0; i < hd; i++) {
+      const double a = cpu_value(type, kcpu.data() + r * rb, i), b = cpu_value(type, kgpu.data() + r * rb, i);
+      const double d =
+          std::fabs(a - b) / (kv_quantized(type) ? std::max(double(step), 1e-30) : std::max(std::fabs(a), 1e-3));
+      worst = std::max(worst, d);
+      moved += kv_quantized(type) && d > 0.5;
+    }
+  }
+  std::snprintf(what, sizeof what, "rope_store %s %s K vs CPU (%s; %zu of %zu values a step off)", kv_name(type),
+                pairwise ? "pairwise" : "halves", kv_quantized(type) ? "steps" : "rel", moved, size_t(nt) * n_kv * hd);
+  report_check(what, worst, kv_quantized(type) ? 1.01 : 2e-3);
+}
+
+// Causal GQA attention of nt query rows at positions start..start+nt-1 against a cache of `type`
+// (reference: double precision over the values the cache holds). Positions past the end hold
+// NaN rows and scales: they must never be read into a result.
+void check_attention(KVType type, int nt, int start, int n_heads, int n_kv, int hd, bool flash, int splits) {
+  const int G = n_heads / n_kv, len = start + nt;
+  std::vector<float> q = normal_values(size_t(nt) * n_heads * hd, 1.0f);
+  TestKV kv(type, len + 1, n_kv, hd);
+  const auto kr = cpu_rows(type, normal_values(size_t(len) * n_kv * hd, 1.0f), len, n_kv, hd);
+  const auto vr = cpu_rows(type, normal_values(size_t(len) * n_kv * hd, 1.0f), len, n_kv, hd);
+  kv.upload(false, 0, len, kr);
+  kv.upload(true, 0, len, vr);
+  {
+    const int rest = kv.capacity - len;
+    const std::vector<uint8_t> nan_rows(size_t(rest) * n_kv * kv.row_bytes(), 0xff);  // NaN floats, halves, scales
+    kv.upload(false, len, rest, nan_rows);
+    kv.upload(true, len, rest, nan_rows);
+  }
+  const size_t rb = kv.row_bytes();
   std::vector<double> ref(q.size());
   for (int t = 0; t < nt; t++)
     for (int h = 0; h < n_heads; h++) {
@@ -264,7 +461,8 @@ void check_attention(int nt, int start, int n_heads, int n_kv, int hd, bool flas
       double mx = -1e300;
       for (int j = 0; j < n_keys; j++) {
         double dot = 0;
-        for (int d = 0; d < hd; d++) dot += double(q[(size_t(t) * n_heads + h) * hd + d]) * fp16_to_f32(k16[size_t(j) * kv_dim + g * hd + d]);
+        const uint8_t* row = kr.data() + (size_t(j) * n_kv + g) * rb;
+        for (int d = 0; d < hd; d++) dot += double(q[(size_t(t) * n_heads + h) * hd + d]) * cpu_value(type, row, d);
         s[j] = dot / std::sqrt(double(hd));
         mx = std::max(mx, s[j]);
       }
@@ -272,7 +470,7 @@ void check_attention(int nt, int start, int n_heads, int n_kv, int hd, bool flas
       for (int j = 0; j < n_keys; j++) sum += (s[j] = std::exp(s[j] - mx));
       for (int d = 0; d < hd; d++) {
         double o = 0;
-        for (int j = 0; j < n_keys; j++) o += s[j] * fp16_to_f32(v16[size_t(j) * kv_dim + g * hd + d]);
+        for (int j = 0; j < n_keys; j++) o += s[j] * cpu_value(type, vr.data() + (size_t(j) * n_kv + g) * rb, d);
         ref[(size_t(t) * n_heads + h) * hd + d] = o / sum;
       }
     }
@@ -282,43 +480,173 @@ void check_attention(int nt, int start, int n_heads, int n_kv, int hd, bool flas
   DeviceArray<uint8_t> dp(sizeof p, 0, "params");
   check(cudaMemcpy(dp.get(), &p, sizeof p, cudaMemcpyHostToDevice), "params");
   auto dq = to_device(q);
-  auto dk = to_device(k16);
-  auto dv = to_device(v16);
   DeviceArray<float> out(q.size(), 0, "out");
   DeviceArray<float> partial(size_t(nt) * n_heads * splits * (hd + 2), 0, "partial");
+  DeviceArray<int> counters(size_t(nt) * n_kv, 0, "counters");
+  check(cudaMemset(counters.get(), 0, counters.bytes()), "memset");
   const AttentionShape shape{nt, n_heads, n_kv, hd};
   const auto* params = reinterpret_cast<const StepParams*>(dp.get());
-  if (flash)
-    attention_flash(dq.get(), dk.get(), dv.get(), params, shape, out.get(), nullptr);
-  else
-    attention_split(dq.get(), dk.get(), dv.get(), params, shape, splits, partial.get(), out.get(), nullptr);
-  check(cudaDeviceSynchronize(), "attention");
-  char what[160];
-  std::snprintf(what, sizeof what, "attention %s nt=%d start=%d heads=%d/%d hd=%d splits=%d", flash ? "flash" : "split",
-                nt, start, n_heads, n_kv, hd, splits);
-  report_check(what, rel_error(to_host(out), ref), flash ? 5e-3 : 1e-5);
+  auto run = [&] {
+    check(cudaMemset(out.get(), 0xff, out.bytes()), "poison");  // every output must be written
+    if (flash)
+      attention_flash(dq.get(), kv.layer, params, shape, out.get(), nullptr);
+    else
+      attention_split(dq.get(), kv.layer, params, shape, splits, partial.get(), counters.get(), out.get(), nullptr);
+    check(cudaDeviceSynchronize(), "attention");
+    return to_host(out);
+  };
+  const auto first = run();
+  char what[200];
+  std::snprintf(what, sizeof what, "attention %s %s nt=%d start=%d heads=%d/%d hd=%d splits=%d", flash ? "flash" : "split",
+                kv_name(type), nt, start, n_heads, n_kv, hd, splits);
+  report_check(what, rel_error(first, ref), flash ? 5e-3 : 1e-5);
+  if (!flash && splits > 1) {
+    // The last block's merge must leave the counters at zero and give the same bits again.
+    const auto second = run();
+    size_t differ = std::memcmp(first.data(), second.data(), first.size() * 4) != 0;
+    for (int c : to_host(counters)) differ += c != 0;
+    std::snprintf(what, sizeof what, "attention split %s hd=%d repeatable, counters reset (splits=%d)", kv_name(type), hd,
+                  splits);
+    report_check(what, double(differ), 0.0);
+  }
 }
 
-int run_checks() {
-  check_quantize();
-  for (WType t : {WType::F32, WType::F16, WType::BF16, WType::Q8}) {
-    for (int nt : {1, 3, 8}) check_matmul(t, nt, 37, 96, false);
-    check_matmul(t, 1, 300, 4096, false);
-    check_matmul(t, 9, 200, 320, true);
-    check_matmul(t, 133, 257, 1056, true);
-    check_gemv_swiglu(t, 1, 40, 128);
-    check_gemv_swiglu(t, 5, 64, 96);
+// Device top-k against a host partial sort in the sampler's order (ties: lower id first), with
+// planted ties, a tie at the top, and -0/+0.
+void check_top_k(int n, int k) {
+  std::vector<float> logits = normal_values(size_t(n), 3.0f);
+  std::uniform_int_distribution<int> pick(0, n - 1);
+  for (int i = 0; i < n / 50 + 2; i++) logits[size_t(pick(rng))] = logits[size_t(pick(rng))];
+  logits[size_t(pick(rng))] = *std::max_element(logits.begin(), logits.end());
+  logits[size_t(pick(rng))] = 0.0f;
+  logits[size_t(pick(rng))] = -0.0f;
+  std::vector<int32_t> ids(n);
+  for (int i = 0; i < n; i++) ids[i] = i;
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  StepParams p{};
+  p.top_k = k;
+  DeviceArray<uint8_t> dp(sizeof p, 0, "params");
+  check(cudaMemcpy(dp.get(), &p, sizeof p, cudaMemcpyHostToDevice), "params");
+  auto dl = to_device(logits);
+  DeviceArray<unsigned long long> scratch(size_t(kTopKBlocks) * kMaxTopK, 0, "scratch");
+  DeviceArray<float> values(kMaxTopK, 0, "values");
+  DeviceArray<int32_t> got(kMaxTopK, 0, "ids");
+  top_k(dl.get(), n, reinterpret_cast<const StepParams*>(dp.get()), scratch.get(), values.get(), got.get(), nullptr);
+  check(cudaDeviceSynchronize(), "top_k");
+  const auto hv = to_host(values);
+  const auto hi = to_host(got);
+  size_t bad = 0;
+  for (int i = 0; i < k; i++) bad += hi[i] != ids[i] || hv[i] != logits[ids[i]];
+  char what[96];
+  std::snprintf(what, sizeof what, "top_k n=%d k=%d (entries differing from the host's)", n, k);
+  report_check(what, double(bad), 0.0);
+}
+
+// rmsnorm_q8 against rmsnorm + quantize_q8 (the unfused pair): the same values and bytes.
+void check_rmsnorm_q8(int rows, int dim) {
+  std::vector<float> x = normal_values(size_t(rows) * dim, 1.5f), w = normal_values(size_t(dim), 1.0f);
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  DeviceArray<float> xn(x.size(), 0, "xn"), xn2(x.size(), 0, "xn2");
+  DeviceArray<int8_t> q1(x.size(), 0, "q1"), q2(x.size(), 0, "q2");
+  DeviceArray<float> d1(x.size() / 32, 0, "d1"), d2(x.size() / 32, 0, "d2");
+  rmsnorm(dx.get(), dw.get(), xn.get(), rows, dim, 1e-5f, nullptr);
+  quantize_q8(xn.get(), Q8Act{q1.get(), d1.get()}, rows, dim, nullptr);
+  rmsnorm_q8(dx.get(), dw.get(), xn2.get(), Q8Act{q2.get(), d2.get()}, rows, dim, 1e-5f, nullptr);
+  check(cudaDeviceSynchronize(), "rmsnorm_q8");
+  const auto a = to_host(q1), b = to_host(q2);
+  const auto da = to_host(d1), db = to_host(d2);
+  const auto xa = to_host(xn), xb = to_host(xn2);
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); i++) bad += a[i] != b[i] || xa[i] != xb[i];
+  for (size_t i = 0; i < da.size(); i++) bad += da[i] != db[i];
+  char what[96];
+  std::snprintf(what, sizeof what, "rmsnorm_q8 rows=%d dim=%d == rmsnorm + quantize_q8 (values differing)", rows, dim);
+  report_check(what, double(bad), 0.0);
+}
+
+// The decode fusion: a residual GEMV leaves per-block sums of squares, the next GEMV normalizes x
+// with them as it loads it. Against rmsnorm() and then the plain GEMV (float weights).
+void check_fused_norm(WType type, int nt, int dim, int rows) {
+  TestMatrix wo = make_matrix(type, dim, dim);  // x += Wo a
+  TestMatrix w = make_matrix(type, rows, dim);  // y = W rmsnorm(x)
+  std::vector<float> a = normal_values(size_t(nt) * dim, 1.0f), x0 = normal_values(size_t(nt) * dim, 1.0f);
+  std::vector<float> nw = normal_values(size_t(dim), 1.0f);
+  auto da = to_device(a);
+  auto dx = to_device(x0);
+  auto dnw = to_device(nw);
+  const int n_partials = (dim + kGemvRowsPerBlock - 1) / kGemvRowsPerBlock;
+  DeviceArray<float> ss(size_t(nt) * n_partials, 0, "ss"), xn(x0.size(), 0, "xn");
+  DeviceArray<float> y1(size_t(nt) * rows, 0, "y1"), y2(size_t(nt) * rows, 0, "y2");
+  const Q8Act none{};
+  gemv(wo.view, da.get(), none, nt, dx.get(), dim, Epilogue::Add, nullptr, {}, ss.get());
+  rmsnorm(dx.get(), dnw.get(), xn.get(), nt, dim, 1e-5f, nullptr);
+  gemv(w.view, xn.get(), none, nt, y1.get(), rows, Epilogue::Store, nullptr);
+  gemv(w.view, dx.get(), none, nt, y2.get(), rows, Epilogue::Store, nullptr, NormIn{dnw.get(), ss.get(), n_partials, 1e-5f});
+  check(cudaDeviceSynchronize(), "fused norm");
+  const auto r1 = to_host(y1), r2 = to_host(y2);
+  const std::vector<double> ref(r1.begin(), r1.end());
+  char what[128];
+  std::snprintf(what, sizeof what, "gemv %s fused rmsnorm nt=%d dim=%d rows=%d vs rmsnorm + gemv", type_name(type), nt, dim,
+                rows);
+  report_check(what, rel_error(r2, ref), 1e-5);
+}
+
+// Groups run separately by gpu-check (one process each), so that a fault in one kernel cannot
+// hide the results of the others: matmul, norm, topk, kv, attention (empty: all).
+int run_checks(const std::string& only) {
+  auto want = [&](const char* group) { return only.empty() || only == group; };
+  if (want("matmul")) {
+    check_quantize();
+    for (WType t : {WType::F32, WType::F16, WType::BF16, WType::Q8}) {
+      for (int nt : {1, 3, 8}) check_matmul(t, nt, 37, 96, false);
+      check_matmul(t, 1, 300, 4096, false);
+      check_matmul(t, 9, 200, 320, true);
+      check_matmul(t, 133, 257, 1056, true);
+      check_gemv_swiglu(t, 1, 40, 128);
+      check_gemv_swiglu(t, 5, 64, 96);
+    }
   }
-  for (int hd : {16, 32, 64, 128}) {
-    check_attention(70, 0, 8, 2, hd, true, 1);
-    check_attention(33, 100, 4, 4, hd, true, 1);
+  if (want("norm")) {
+    for (WType t : {WType::F32, WType::F16, WType::BF16}) {
+      check_fused_norm(t, 1, 4096, 600);
+      check_fused_norm(t, 5, 1024, 300);
+    }
+    check_rmsnorm_q8(1, 4096);
+    check_rmsnorm_q8(3, 1024);
   }
-  check_attention(150, 700, 32, 8, 128, true, 1);
-  for (int hd : {16, 64, 128, 256}) {
-    check_attention(1, 0, 4, 2, hd, false, 7);
-    check_attention(1, 777, 32, 8, hd, false, 33);
-    check_attention(5, 60, 6, 1, hd, false, 4);
-    check_attention(20, 3, 16, 4, hd, false, 1);
+  if (want("topk")) {
+    for (int n : {1000, 92544})
+      for (int k : {1, 2, 40, 64, 256}) check_top_k(n, k);
+    check_top_k(300, 256);
+  }
+  for (KVType kt : {KVType::F16, KVType::Q8, KVType::Q4, KVType::F32}) {
+    if (want("kv")) {
+      check_kv_rows(kt, 8, 128);
+      check_kv_rows(kt, 2, 16);
+      check_rope_store(kt, true, 5, 100, 4, 2, 16);
+      check_rope_store(kt, false, 5, 100, 4, 2, 16);
+      check_rope_store(kt, true, 3, 7000, 32, 8, 128);
+      check_rope_store(kt, false, 1, 30000, 32, 8, 128);
+    }
+    if (want("attention")) {
+      if (flash_supported(128, kt)) {
+        for (int hd : {16, 32, 64, 128}) {
+          check_attention(kt, 70, 0, 8, 2, hd, true, 1);
+          check_attention(kt, 33, 100, 4, 4, hd, true, 1);
+        }
+        check_attention(kt, 150, 700, 32, 8, 128, true, 1);
+      }
+      for (int hd : {16, 64, 128, 256}) {
+        check_attention(kt, 1, 0, 4, 2, hd, false, 7);
+        check_attention(kt, 1, 777, 32, 8, hd, false, 33);
+        check_attention(kt, 5, 60, 6, 1, hd, false, 4);
+        check_attention(kt, 20, 3, 16, 4, hd, false, 1);
+      }
+      check_attention(kt, 1, 5000, 32, 8, 128, false, kMaxSplits);
+    }
   }
   return failures;
 }
@@ -433,6 +761,55 @@ void run_bench() {
       bench_result(std::string("gemv ") + type_name(t) + " 28672x4096", "gbps", (wbytes + sc.bytes()) / ms / 1e6, ms);
     }
   }
+  // Decode attention at a long context (the KV read that dominates a step there): one token of
+  // InternLM2.5-7B's shape against 131072 keys of one layer, per KV type, with the backend's splits.
+  {
+    const int keys = 131072, n_heads = 32, n_kv = 8, hd = 128;
+    int sms = 0;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "attribute");
+    DeviceArray<float> q(size_t(n_heads) * hd, 0, "q"), out(size_t(n_heads) * hd, 0, "out");
+    DeviceArray<float> partial(size_t(n_heads) * kMaxSplits * (hd + 2), 0, "partial");
+    DeviceArray<int> counters(n_kv, 0, "counters");
+    check(cudaMemset(counters.get(), 0, counters.bytes()), "memset");
+    fill_random(q.get(), q.bytes(), true);
+    StepParams p{};
+    p.start_pos = keys - 1;
+    p.n_tokens = 1;
+    DeviceArray<uint8_t> dp(sizeof p, 0, "params");
+    check(cudaMemcpy(dp.get(), &p, sizeof p, cudaMemcpyHostToDevice), "params");
+    const AttentionShape shape{1, n_heads, n_kv, hd};
+    for (KVType t : {KVType::F16, KVType::Q8, KVType::Q4}) {
+      TestKV kv(t, keys, n_kv, hd);
+      kv_fill_random(kv.layer, keys, 7, nullptr);
+      const int splits = std::clamp(std::max(1, attention_split_blocks_per_sm(shape, t)) * sms / n_kv, 1, kMaxSplits);
+      const double ms = median_ms(20, [&] {
+        attention_split(q.get(), kv.layer, reinterpret_cast<const StepParams*>(dp.get()), shape, splits, partial.get(),
+                        counters.get(), out.get(), nullptr);
+      });
+      const double bytes = 2.0 * keys * n_kv * double(kv_row_bytes(t, hd));
+      bench_result(std::string("attention decode ") + kv_type_name(t) + " 128K keys splits=" + std::to_string(splits), "gbps",
+                   bytes / ms / 1e6, ms);
+    }
+  }
+  // Top-k of a vocabulary-sized row on the device (the decode step's last kernels).
+  {
+    const int n = 92544;
+    DeviceArray<float> logits(n, 0, "logits");
+    fill_random(logits.get(), logits.bytes(), true);
+    DeviceArray<unsigned long long> scratch(size_t(kTopKBlocks) * kMaxTopK, 0, "scratch");
+    DeviceArray<float> values(kMaxTopK, 0, "values");
+    DeviceArray<int32_t> ids(kMaxTopK, 0, "ids");
+    for (int k : {1, 64}) {
+      StepParams p{};
+      p.top_k = k;
+      DeviceArray<uint8_t> dp(sizeof p, 0, "params");
+      check(cudaMemcpy(dp.get(), &p, sizeof p, cudaMemcpyHostToDevice), "params");
+      const double ms = median_ms(50, [&] {
+        top_k(logits.get(), n, reinterpret_cast<const StepParams*>(dp.get()), scratch.get(), values.get(), ids.get(), nullptr);
+      });
+      bench_result("top_k 92544 k=" + std::to_string(k), "us", ms * 1000.0, ms);
+    }
+  }
 }
 
 }  // namespace
@@ -451,7 +828,7 @@ int main(int argc, char** argv) {
     std::printf("{\"kind\":\"device\",\"name\":\"%s\",\"cc\":\"%d.%d\",\"sms\":%d,\"total_gib\":%.1f,\"free_gib\":%.1f}\n",
                 d.name.c_str(), d.cc_major, d.cc_minor, d.sm_count, gib(d.total_bytes), gib(d.free_bytes));
     std::fflush(stdout);
-    if (mode == "check") return run_checks() == 0 ? 0 : 1;
+    if (mode == "check") return run_checks(argc > 2 ? argv[2] : "") == 0 ? 0 : 1;
     if (mode == "bench") {
       run_bench();
       return 0;

@@ -1,7 +1,8 @@
 // The InternLM2 forward pass on one CUDA GPU (the same math as cpu/cpu_backend.cpp): every op
-// runs on the device, activations stay there, and only the requested logits rows come back.
-// A decode step (one token, one logits row) is captured once per KV cache as a CUDA graph and
-// replayed, which removes the launch gaps between its ~10 kernels per layer.
+// runs on the device, activations stay there, and only the requested logits rows come back, or
+// only the k best (logit, id) pairs of the last row (ForwardRequest::top_k: greedy and top-k
+// decoding). A decode step is captured once per KV cache (and per variant) as a CUDA graph and
+// replayed, which removes the launch gaps between its 6-10 kernels per layer.
 #include "cuda/cuda_backend.h"
 
 #include <algorithm>
@@ -21,13 +22,14 @@ namespace {
 constexpr int kMaxBatch = 1024;    // tokens per forward call (prefill chunk)
 constexpr int kLogitsRows = 64;    // logits rows computed and copied back per round
 constexpr size_t kSlackBytes = size_t(256) << 20;  // context, kernels' own allocations
+constexpr size_t kRowStagingBytes = size_t(32) << 20;  // device staging of read_rows / write_rows
 
 // Working buffers for up to kMaxBatch tokens; sizes depend only on the model's shape.
 struct ScratchSizes {
-  size_t x, qkv, q, gu, h, x16, xq, xd, partial, logits;
-  int splits;
+  size_t x, qkv, q, gu, h, x16, xq, xd, partial, logits, ss, counters;
+  int n_partials;
 
-  ScratchSizes(const ModelConfig& c, int sm_count) {
+  explicit ScratchSizes(const ModelConfig& c) {
     const size_t B = kMaxBatch, dim = c.dim, hd = c.head_dim;
     const size_t q_dim = size_t(c.n_heads) * hd, kv_dim = size_t(c.n_kv_heads) * hd;
     const size_t widest = std::max({dim, q_dim, size_t(c.ffn_dim)});
@@ -39,14 +41,18 @@ struct ScratchSizes {
     x16 = B * widest;
     xq = B * widest;
     xd = B * widest / 32;
-    // Decode splits each row's keys so that about two blocks per multiprocessor run.
-    splits = std::clamp((2 * sm_count + c.n_kv_heads - 1) / c.n_kv_heads, 1, 64);
-    partial = size_t(kGemvMaxTokens) * c.n_heads * splits * (hd + 2);
+    partial = size_t(kGemvMaxTokens) * c.n_heads * kMaxSplits * (hd + 2);
     logits = size_t(kLogitsRows) * c.vocab_size;
+    n_partials = ceil_div(c.dim, kGemvRowsPerBlock);
+    ss = 2 * size_t(kGemvMaxTokens) * n_partials;
+    counters = size_t(kGemvMaxTokens) * c.n_kv_heads;
   }
+  static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+  size_t top_bytes() const { return size_t(kMaxTopK) * (sizeof(float) + sizeof(int32_t)); }
   size_t bytes() const {
-    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits) * sizeof(float) + x16 * 2 + xq +
-           sizeof(StepParams) + kMaxBatch * sizeof(int32_t);
+    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits + ss) * sizeof(float) + x16 * 2 + xq +
+           counters * sizeof(int) + size_t(kTopKBlocks) * kMaxTopK * 8 + top_bytes() + sizeof(StepParams) +
+           kMaxBatch * sizeof(int32_t);
   }
 };
 
@@ -56,11 +62,15 @@ int sm_count_of(int device) {
   return n;
 }
 
-// K (after RoPE) and V of every layer as fp16, [layer][position][kv_head][head_dim].
+// K (after RoPE) and V of every layer in the session's KV type, head-major (kernels.h, KVLayer):
+// one allocation of [layer][K, V][kv_head][capacity] code rows, and for q8/q4 one of the
+// matching (scale, zero) pairs. read_rows / write_rows speak the CPU's position-major rows, so a
+// saved cache restores on either backend.
 class CudaKVCache final : public KVCache {
  public:
-  CudaKVCache(int device, const ModelConfig& c, int capacity)
-      : device_(device), layers_(c.n_layers), row_(size_t(c.n_kv_heads) * c.head_dim) {
+  CudaKVCache(int device, const ModelConfig& c, int capacity, KVType type)
+      : device_(device), type_(type), layers_(c.n_layers), n_kv_(c.n_kv_heads), hd_(c.head_dim),
+        code_bytes_(kv_code_bytes(type, c.head_dim)) {
     reserve(capacity);
   }
 
@@ -69,75 +79,134 @@ class CudaKVCache final : public KVCache {
   void reserve(int n) override {
     if (n <= capacity_) return;
     DeviceScope scope(device_);
-    const int grown = std::max(n, capacity_ + capacity_ / 2);
-    DeviceArray<uint16_t> k, v;
+    const int exact = round_up(n);
+    const int grown = round_up(int(std::min<int64_t>(std::max<int64_t>(n, int64_t(capacity_) + capacity_ / 2),
+                                                       INT32_MAX - kKVPositionAlign)));
+    DeviceArray<uint8_t> data;
+    DeviceArray<float> pairs;
     try {
-      allocate(grown, k, v);
+      allocate(grown, data, pairs);
     } catch (const Error&) {
-      if (grown == n) throw;
-      allocate(n, k, v);  // the 1.5x headroom does not fit, the exact size may
+      if (grown == exact) throw;
+      allocate(exact, data, pairs);  // the 1.5x headroom does not fit, the exact size may
     }
-    const int new_capacity = int(k.size() / (size_t(layers_) * row_));
+    const int new_capacity = int(data.size() / (size_t(planes()) * code_bytes_));
     if (capacity_ > 0) {
-      // Positions [0, capacity_) of every layer move to the wider per-layer stride.
-      const size_t old_pitch = size_t(capacity_) * row_ * 2, new_pitch = size_t(new_capacity) * row_ * 2;
-      check(cudaMemcpy2D(k.get(), new_pitch, k_.get(), old_pitch, old_pitch, layers_, cudaMemcpyDeviceToDevice), "KV cache copy");
-      check(cudaMemcpy2D(v.get(), new_pitch, v_.get(), old_pitch, old_pitch, layers_, cudaMemcpyDeviceToDevice), "KV cache copy");
+      // Positions [0, capacity_) of every (layer, K/V, head) row block move to the wider stride.
+      const size_t old_pitch = size_t(capacity_) * code_bytes_, new_pitch = size_t(new_capacity) * code_bytes_;
+      check(cudaMemcpy2D(data.get(), new_pitch, data_.get(), old_pitch, old_pitch, planes(), cudaMemcpyDeviceToDevice),
+            "KV cache copy");
+      if (kv_quantized(type_))
+        check(cudaMemcpy2D(pairs.get(), size_t(new_capacity) * 8, pairs_.get(), size_t(capacity_) * 8,
+                           size_t(capacity_) * 8, planes(), cudaMemcpyDeviceToDevice),
+              "KV cache copy");
       check(cudaDeviceSynchronize(), "KV cache copy");
     }
-    k_ = std::move(k);
-    v_ = std::move(v);
+    data_ = std::move(data);
+    pairs_ = std::move(pairs);
     capacity_ = new_capacity;
-    decode_graph.reset();  // it points at the old buffers
+    decode_graph.reset();  // they point at the old buffers
+    decode_graph_top.reset();
   }
 
-  KVType type() const override { return KVType::F16; }
-  size_t position_bytes() const override { return row_ * 2; }
+  KVType type() const override { return type_; }
+  size_t position_bytes() const override { return size_t(n_kv_) * kv_row_bytes(type_, hd_); }
+
+  // Through a device staging buffer, chunk by chunk, on the legacy default stream (serialized
+  // with the copies), then synchronized: no forward of this cache runs meanwhile (its session is busy).
   void read_rows(int layer, bool value, int from, int n, void* dst) const override {
     DeviceScope scope(device_);
-    const uint16_t* src = (value ? v(layer) : k(layer)) + size_t(from) * row_;
-    check(cudaMemcpy(dst, src, size_t(n) * row_ * 2, cudaMemcpyDeviceToHost), "KV cache read");
+    check_range(layer, from, n);
+    const size_t pb = position_bytes();
+    const int per = int(std::max<size_t>(1, std::min<size_t>(size_t(n), kRowStagingBytes / pb)));
+    DeviceArray<uint8_t> staging(size_t(per) * pb, device_, "the KV cache's copy buffer");
+    for (int done = 0; done < n; done += per) {
+      const int count = std::min(per, n - done);
+      kv_pack_rows(this->layer(layer), value, from + done, count, staging.get(), nullptr);
+      check(cudaMemcpy(static_cast<uint8_t*>(dst) + size_t(done) * pb, staging.get(), size_t(count) * pb,
+                       cudaMemcpyDeviceToHost),
+            "KV cache read");
+    }
   }
   void write_rows(int layer, bool value, int from, int n, const void* src) override {
     DeviceScope scope(device_);
-    uint16_t* dst = (value ? v(layer) : k(layer)) + size_t(from) * row_;
-    check(cudaMemcpy(dst, src, size_t(n) * row_ * 2, cudaMemcpyHostToDevice), "KV cache write");
+    check_range(layer, from, n);
+    const size_t pb = position_bytes();
+    const int per = int(std::max<size_t>(1, std::min<size_t>(size_t(n), kRowStagingBytes / pb)));
+    DeviceArray<uint8_t> staging(size_t(per) * pb, device_, "the KV cache's copy buffer");
+    for (int done = 0; done < n; done += per) {
+      const int count = std::min(per, n - done);
+      check(cudaMemcpy(staging.get(), static_cast<const uint8_t*>(src) + size_t(done) * pb, size_t(count) * pb,
+                       cudaMemcpyHostToDevice),
+            "KV cache write");
+      kv_unpack_rows(this->layer(layer), value, from + done, count, staging.get(), nullptr);
+    }
+    check(cudaDeviceSynchronize(), "KV cache write");  // before a forward on the backend's stream reads them
   }
 
-  uint16_t* k(int layer) const { return k_.get() + size_t(layer) * capacity_ * row_; }
-  uint16_t* v(int layer) const { return v_.get() + size_t(layer) * capacity_ * row_; }
+  KVLayer layer(int l) const {
+    KVLayer kv;
+    kv.type = type_;
+    kv.capacity = capacity_;
+    kv.n_kv_heads = n_kv_;
+    kv.head_dim = hd_;
+    const size_t plane_rows = size_t(n_kv_) * capacity_;  // (head, position) rows of one plane
+    kv.k.data = data_.get() + size_t(2 * l) * plane_rows * code_bytes_;
+    kv.v.data = data_.get() + size_t(2 * l + 1) * plane_rows * code_bytes_;
+    if (kv_quantized(type_)) {
+      kv.k.sz = pairs_.get() + size_t(2 * l) * plane_rows * 2;
+      kv.v.sz = pairs_.get() + size_t(2 * l + 1) * plane_rows * 2;
+    }
+    return kv;
+  }
+  int device() const { return device_; }
+  int layers() const { return layers_; }
 
-  GraphExec decode_graph;
+  GraphExec decode_graph;      // one-token step, whole logits row back
+  GraphExec decode_graph_top;  // one-token step, top-k candidates back
 
  private:
-  void allocate(int positions, DeviceArray<uint16_t>& k, DeviceArray<uint16_t>& v) const {
-    const size_t n = size_t(layers_) * positions * row_;
-    const std::string what = "the KV cache for " + std::to_string(positions) + " positions";
+  static int round_up(int n) { return (n + kKVPositionAlign - 1) / kKVPositionAlign * kKVPositionAlign; }
+  int planes() const { return 2 * layers_ * n_kv_; }  // (layer, K/V, head) row blocks
+
+  void check_range(int layer, int from, int n) const {
+    if (layer < 0 || layer >= layers_ || from < 0 || n < 0 || int64_t(from) + n > capacity_)
+      throw Error("KV cache rows out of range (layer " + std::to_string(layer) + ", positions " + std::to_string(from) +
+                  " + " + std::to_string(n) + " of " + std::to_string(capacity_) + ")");
+  }
+
+  void allocate(int positions, DeviceArray<uint8_t>& data, DeviceArray<float>& pairs) const {
+    const std::string what = "the KV cache for " + std::to_string(positions) + " positions (" + kv_type_name(type_) + ")";
     try {
-      k = DeviceArray<uint16_t>(n, device_, what + " (keys)");
-      v = DeviceArray<uint16_t>(n, device_, what + " (values)");
+      data = DeviceArray<uint8_t>(size_t(planes()) * positions * code_bytes_, device_, what);
+      if (kv_quantized(type_)) pairs = DeviceArray<float>(size_t(planes()) * positions * 2, device_, what + " (scales)");
     } catch (const Error& e) {
-      throw Error(std::string(e.what()) + "; use a shorter context");
+      throw Error(std::string(e.what()) + "; use a shorter context or a smaller KV type (q8, q4)");
     }
   }
 
   int device_;
-  int layers_;
-  size_t row_;
+  KVType type_;
+  int layers_, n_kv_, hd_;
+  size_t code_bytes_;
   int capacity_ = 0;
-  DeviceArray<uint16_t> k_, v_;
+  DeviceArray<uint8_t> data_;
+  DeviceArray<float> pairs_;
 };
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const Model& model, int device, int threads)
       : model_(model), c_(model.config), device_(device), threads_(threads),
-        scope_(device), stream_(device), sizes_(c_, sm_count_of(device)) {
+        scope_(device), stream_(device), sizes_(c_), sm_count_(sm_count_of(device)) {
     // INTERNLM_CUDA_GRAPHS=0 replays nothing (for timing the difference); INTERNLM_CUDA_SYNC=1
     // (a sync after every kernel, see common.cuh) cannot run inside a capture either.
+    // INTERNLM_CUDA_FUSE=0 runs decode with separate RMSNorm kernels (to time or rule out the fusion).
     const char* graphs = std::getenv("INTERNLM_CUDA_GRAPHS");
     const char* sync = std::getenv("INTERNLM_CUDA_SYNC");
+    const char* fuse = std::getenv("INTERNLM_CUDA_FUSE");
     use_graphs_ = !(graphs && std::string(graphs) == "0") && !(sync && *sync && *sync != '0');
+    fuse_ = !(fuse && std::string(fuse) == "0");
     weights_ = upload_weights(model_, device_, stream_.get());
     allocate_scratch();
   }
@@ -146,32 +215,57 @@ class CudaBackend final : public Backend {
   int max_batch() const override { return kMaxBatch; }
   void set_threads(int n) override { threads_ = n; }  // host threads are not used on this backend
   int threads() const override { return threads_; }
+  int max_device_top_k() const override { return std::min(kMaxTopK, c_.vocab_size); }
 
   KVType default_kv_type() const override { return KVType::F16; }
   std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) override {
-    // The cache here is fp16; other types await CUDA kernels that read them.
-    if (type != KVType::F16)
-      throw Error(std::string("KV type ") + kv_type_name(type) + " is not available on CUDA yet");
-    return std::make_unique<CudaKVCache>(device_, c_, std::max(1, initial_capacity));
+    if (c_.head_dim % 16 != 0 || c_.head_dim > kMaxHeadDim)
+      throw Error("head dimension " + std::to_string(c_.head_dim) + " has no CUDA KV cache");
+    {
+      // The decode split for this type, now rather than inside a graph capture (it queries the
+      // kernel's occupancy).
+      std::lock_guard<std::mutex> lock(mutex_);
+      DeviceScope scope(device_);
+      splits_for(type);
+    }
+    return std::make_unique<CudaKVCache>(device_, c_, std::max(1, initial_capacity), type);
   }
 
   void forward(KVCache& cache_base, const ForwardRequest& req) override {
     std::lock_guard<std::mutex> lock(mutex_);  // one forward at a time: scratch and stream are shared
     DeviceScope scope(device_);
-    auto& cache = static_cast<CudaKVCache&>(cache_base);
+    auto& cache = dynamic_cast<CudaKVCache&>(cache_base);
     const int nt = req.n_tokens;
     if (nt <= 0) return;
     if (nt > kMaxBatch) throw Error("the CUDA backend takes at most " + std::to_string(kMaxBatch) + " tokens per call");
     for (int t = 0; t < nt; t++)
       if (req.tokens[t] < 0 || req.tokens[t] >= c_.vocab_size)
         throw Error("token id " + std::to_string(req.tokens[t]) + " is out of range");
+    const int top = req.top_k > 0 ? std::min(req.top_k, max_device_top_k()) : 0;
+    if (top > 0 && (!req.top_logits || !req.top_ids)) throw Error("forward: top_k needs top_logits and top_ids");
     cache.reserve(req.start_pos + nt);
-    upload_step(req);
+    upload_step(req, top);
+
+    if (top > 0) {  // only the last row's best candidates come back
+      if (use_graphs_ && nt == 1) {
+        decode_with_graph(cache, true);
+      } else {
+        enqueue_layers(cache, nt);
+        enqueue_head(nt - 1, 1, nt <= kGemvMaxTokens, false);
+        enqueue_top();
+      }
+      stream_.sync();
+      const float* values = top_host_.get<float>();
+      const int32_t* ids = reinterpret_cast<const int32_t*>(values + kMaxTopK);
+      std::memcpy(req.top_logits, values, size_t(top) * sizeof(float));
+      std::memcpy(req.top_ids, ids, size_t(top) * sizeof(int32_t));
+      return;
+    }
 
     const int logits_from = req.logits_out ? std::clamp(req.logits_from, 0, nt) : nt;
     const int n_logits = nt - logits_from;
     if (use_graphs_ && nt == 1 && n_logits == 1) {
-      decode_with_graph(cache);
+      decode_with_graph(cache, false);
       stream_.sync();
       std::memcpy(req.logits_out, logits_host_.get(), size_t(c_.vocab_size) * sizeof(float));
       return;
@@ -179,11 +273,20 @@ class CudaBackend final : public Backend {
     enqueue_layers(cache, nt);
     for (int r0 = logits_from; r0 < nt; r0 += kLogitsRows) {
       const int rows = std::min(kLogitsRows, nt - r0);
-      enqueue_head(r0, rows);
+      enqueue_head(r0, rows, nt <= kGemvMaxTokens, true);
       stream_.sync();
       std::memcpy(req.logits_out + size_t(r0 - logits_from) * c_.vocab_size, logits_host_.get(),
                   size_t(rows) * c_.vocab_size * sizeof(float));
     }
+    stream_.sync();
+  }
+
+  // Benchmarks only (bench_fill_cache).
+  void fill_cache(CudaKVCache& cache, int n, uint32_t seed) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    DeviceScope scope(device_);
+    cache.reserve(n);
+    for (int l = 0; l < cache.layers(); l++) kv_fill_random(cache.layer(l), n, seed + uint32_t(l) * 7919u, stream_.get());
     stream_.sync();
   }
 
@@ -201,23 +304,37 @@ class CudaBackend final : public Backend {
     xd_ = f32(s.xd);
     partial_ = f32(s.partial);
     logits_ = f32(s.logits);
+    ss_ = f32(s.ss);
     x16_ = DeviceArray<uint16_t>(s.x16, device_, "the CUDA backend's working buffers");
     xq_ = DeviceArray<int8_t>(s.xq, device_, "the CUDA backend's working buffers");
+    counters_ = DeviceArray<int>(s.counters, device_, "the CUDA backend's working buffers");
+    // attention_split leaves them zero after every launch; start them so, on the backend's stream
+    // (a non-blocking stream does not wait for a plain cudaMemset).
+    check(cudaMemsetAsync(counters_.get(), 0, counters_.bytes(), stream_.get()), "cudaMemsetAsync");
+    stream_.sync();
+    top_scratch_ = DeviceArray<unsigned long long>(size_t(kTopKBlocks) * kMaxTopK, device_, "the top-k buffers");
+    top_ = DeviceArray<uint8_t>(s.top_bytes(), device_, "the top-k buffers");
     step_ = DeviceArray<uint8_t>(sizeof(StepParams) + kMaxBatch * sizeof(int32_t), device_, "the step parameters");
     step_host_ = PinnedBuffer(step_.bytes());
     logits_host_ = PinnedBuffer(s.logits * sizeof(float));
+    top_host_ = PinnedBuffer(s.top_bytes());
   }
 
   const StepParams* params() const { return reinterpret_cast<const StepParams*>(step_.get()); }
   const int32_t* tokens() const { return reinterpret_cast<const int32_t*>(step_.get() + sizeof(StepParams)); }
+  // Sums of squares per (token, block) left by the residual GEMVs: the FFN-down one's feed the
+  // next attn_norm (and the final norm), the attention-output one's the ffn_norm.
+  float* attn_partials() const { return ss_.get(); }
+  float* ffn_partials() const { return ss_.get() + size_t(kGemvMaxTokens) * sizes_.n_partials; }
 
   // RoPE factors computed on the host exactly as the CPU backend computes them (std::pow in
   // float), so both backends rotate by the same angles.
-  void upload_step(const ForwardRequest& req) {
+  void upload_step(const ForwardRequest& req, int top_k) {
     StepParams* p = step_host_.get<StepParams>();
     std::memset(p, 0, sizeof(StepParams));
     p->start_pos = req.start_pos;
     p->n_tokens = req.n_tokens;
+    p->top_k = std::max(top_k, 1);
     const int hd = c_.head_dim;
     const float base = req.rope_base;
     p->theta_scale = std::pow(base, -2.0f / float(hd));
@@ -228,16 +345,53 @@ class CudaBackend final : public Backend {
           "step upload");
   }
 
-  // y = W x (or y += W x) for nt rows of x, converting x to what W's kernel reads.
-  void matmul(const DevMatrix& w, const float* x, int nt, float* y, int ldy, Epilogue epilogue) {
+  // y = W x (or y += W x) for nt rows of x, converting x to what W's kernel reads. ss_out: the
+  // decode GEMV's sums of squares for a following fused norm (residual epilogue only).
+  void matmul(const DevMatrix& w, const float* x, int nt, float* y, int ldy, Epilogue epilogue, float* ss_out = nullptr) {
     cudaStream_t s = stream_.get();
     const Q8Act xq{xq_.get(), xd_.get()};
     if (w.type == WType::Q8) quantize_q8(x, xq, nt, w.cols, s);
     if (nt <= kGemvMaxTokens) {
-      gemv(w, x, xq, nt, y, ldy, epilogue, s);
+      gemv(w, x, xq, nt, y, ldy, epilogue, s, {}, ss_out);
     } else {
       if (w.type != WType::Q8) to_f16(x, x16_.get(), size_t(nt) * w.cols, s);
       gemm(w, x16_.get(), xq, nt, y, ldy, epilogue, s);
+    }
+  }
+
+  // y = W rmsnorm(x) (swiglu: h = SwiGLU of the [gate; up] matrix, decode only). In decode with
+  // fusion on, the norm costs no kernel of its own for float weights when `partials` (the sums of
+  // squares the previous residual GEMV left) exist, and shares one with the quantization for Q8.
+  void norm_matmul(const DevMatrix& w, const float* x, const float* norm_w, const float* partials, int nt, float* y,
+                   int ldy, bool swiglu) {
+    cudaStream_t s = stream_.get();
+    const Q8Act xq{xq_.get(), xd_.get()};
+    const bool decode = nt <= kGemvMaxTokens;
+    if (swiglu && !decode) throw Error("internal: fused SwiGLU GEMV is for decode batches");
+    if (decode && fuse_) {
+      if (w.type == WType::Q8) {
+        rmsnorm_q8(x, norm_w, nullptr, xq, nt, c_.dim, c_.norm_eps, s);
+        if (swiglu)
+          gemv_swiglu(w, nullptr, xq, nt, y, s);
+        else
+          gemv(w, nullptr, xq, nt, y, ldy, Epilogue::Store, s);
+        return;
+      }
+      if (partials) {
+        const NormIn norm{norm_w, partials, sizes_.n_partials, c_.norm_eps};
+        if (swiglu)
+          gemv_swiglu(w, x, xq, nt, y, s, norm);
+        else
+          gemv(w, x, xq, nt, y, ldy, Epilogue::Store, s, norm);
+        return;
+      }
+    }
+    rmsnorm(x, norm_w, xn_.get(), nt, c_.dim, c_.norm_eps, s);
+    if (swiglu) {
+      if (w.type == WType::Q8) quantize_q8(xn_.get(), xq, nt, c_.dim, s);
+      gemv_swiglu(w, xn_.get(), xq, nt, y, s);
+    } else {
+      matmul(w, xn_.get(), nt, y, ldy, Epilogue::Store);
     }
   }
 
@@ -247,52 +401,81 @@ class CudaBackend final : public Backend {
     const int q_dim = c_.n_heads * hd, kv_dim = c_.n_kv_heads * hd;
     const AttentionShape shape{nt, c_.n_heads, c_.n_kv_heads, hd};
     const bool pairwise = c_.rope_layout == RopeLayout::Pairwise;
+    const bool decode = nt <= kGemvMaxTokens;
+    // Sums of squares flow from each residual GEMV to the next norm (decode, fusion on).
+    float* ss_attn = decode && fuse_ ? attn_partials() : nullptr;
+    float* ss_ffn = decode && fuse_ ? ffn_partials() : nullptr;
     embed(weights_.tok_embd.view, tokens(), nt, x_.get(), s);
     for (int l = 0; l < c_.n_layers; l++) {
       const DeviceLayer& L = weights_.layers[size_t(l)];
-      rmsnorm(x_.get(), L.attn_norm.get(), xn_.get(), nt, dim, c_.norm_eps, s);
-      matmul(L.wqkv.view, xn_.get(), nt, qkv_.get(), q_dim + 2 * kv_dim, Epilogue::Store);
-      rope_store(qkv_.get(), params(), nt, c_.n_heads, c_.n_kv_heads, hd, pairwise, q_.get(), cache.k(l), cache.v(l), s);
-      if (nt > kGemvMaxTokens && flash_supported(hd))
-        attention_flash(q_.get(), cache.k(l), cache.v(l), params(), shape, att_.get(), s);
+      const KVLayer kv = cache.layer(l);
+      norm_matmul(L.wqkv.view, x_.get(), L.attn_norm.get(), l > 0 ? ss_attn : nullptr, nt, qkv_.get(),
+                  q_dim + 2 * kv_dim, false);
+      rope_store(qkv_.get(), params(), nt, c_.n_heads, pairwise, q_.get(), kv, s);
+      if (!decode && flash_supported(hd, kv.type))
+        attention_flash(q_.get(), kv, params(), shape, att_.get(), s);
       else
-        attention_split(q_.get(), cache.k(l), cache.v(l), params(), shape, nt <= kGemvMaxTokens ? sizes_.splits : 1,
-                        partial_.get(), att_.get(), s);
-      matmul(L.wo.view, att_.get(), nt, x_.get(), dim, Epilogue::Add);
+        attention_split(q_.get(), kv, params(), shape, decode ? splits_for(kv.type) : 1, partial_.get(),
+                        counters_.get(), att_.get(), s);
+      matmul(L.wo.view, att_.get(), nt, x_.get(), dim, Epilogue::Add, ss_ffn);
 
-      rmsnorm(x_.get(), L.ffn_norm.get(), xn_.get(), nt, dim, c_.norm_eps, s);
-      if (nt <= kGemvMaxTokens) {
-        const Q8Act xq{xq_.get(), xd_.get()};
-        if (L.w13.view.type == WType::Q8) quantize_q8(xn_.get(), xq, nt, dim, s);
-        gemv_swiglu(L.w13.view, xn_.get(), xq, nt, h_.get(), s);
+      if (decode) {
+        norm_matmul(L.w13.view, x_.get(), L.ffn_norm.get(), ss_ffn, nt, h_.get(), ffn, true);
       } else {
-        matmul(L.w13.view, xn_.get(), nt, gu_.get(), 2 * ffn, Epilogue::Store);
+        norm_matmul(L.w13.view, x_.get(), L.ffn_norm.get(), nullptr, nt, gu_.get(), 2 * ffn, false);
         swiglu(gu_.get(), nt, ffn, h_.get(), s);
       }
-      matmul(L.w2.view, h_.get(), nt, x_.get(), dim, Epilogue::Add);
+      matmul(L.w2.view, h_.get(), nt, x_.get(), dim, Epilogue::Add, ss_attn);
     }
   }
 
-  // Final norm and output head for rows [r0, r0 + rows), logits copied to the pinned buffer.
-  void enqueue_head(int r0, int rows) {
-    cudaStream_t s = stream_.get();
-    rmsnorm(x_.get() + size_t(r0) * c_.dim, weights_.output_norm.get(), xn_.get(), rows, c_.dim, c_.norm_eps, s);
-    matmul(weights_.output.view, xn_.get(), rows, logits_.get(), c_.vocab_size, Epilogue::Store);
-    check(cudaMemcpyAsync(logits_host_.get(), logits_.get(), size_t(rows) * c_.vocab_size * sizeof(float),
-                          cudaMemcpyDeviceToHost, s),
-          "logits download");
+  // Decode splits each row's keys so that one full wave of blocks runs (as many per multiprocessor
+  // as the kernel's registers allow for this KV type): at long contexts the KV read dominates a
+  // step, and more blocks keep more loads in flight.
+  int splits_for(KVType type) {
+    int& splits = splits_[int(type)];
+    if (splits == 0) {
+      const AttentionShape shape{1, c_.n_heads, c_.n_kv_heads, c_.head_dim};
+      const int per_sm = std::max(1, attention_split_blocks_per_sm(shape, type));
+      splits = std::clamp(per_sm * sm_count_ / c_.n_kv_heads, 1, kMaxSplits);
+    }
+    return splits;
   }
 
-  // Everything of a one-token step reads its position and token from step_, so one capture per
-  // cache (its buffers are baked in) serves every later step.
-  void decode_with_graph(CudaKVCache& cache) {
-    if (!cache.decode_graph.ready()) {
+  // Final norm and output head for rows [r0, r0 + rows) of the batch (decode_batch: the batch ran
+  // the decode GEMVs, so their sums of squares exist), logits copied to the pinned buffer if asked.
+  void enqueue_head(int r0, int rows, bool decode_batch, bool download) {
+    cudaStream_t s = stream_.get();
+    const float* partials = decode_batch && fuse_ ? attn_partials() + size_t(r0) * sizes_.n_partials : nullptr;
+    norm_matmul(weights_.output.view, x_.get() + size_t(r0) * c_.dim, weights_.output_norm.get(), partials, rows,
+                logits_.get(), c_.vocab_size, false);
+    if (download)
+      check(cudaMemcpyAsync(logits_host_.get(), logits_.get(), size_t(rows) * c_.vocab_size * sizeof(float),
+                            cudaMemcpyDeviceToHost, s),
+            "logits download");
+  }
+
+  // The best params()->top_k logits of the head's first row, (values, ids) to the pinned buffer.
+  void enqueue_top() {
+    cudaStream_t s = stream_.get();
+    float* values = reinterpret_cast<float*>(top_.get());
+    int32_t* ids = reinterpret_cast<int32_t*>(values + kMaxTopK);
+    top_k(logits_.get(), c_.vocab_size, params(), top_scratch_.get(), values, ids, s);
+    check(cudaMemcpyAsync(top_host_.get(), top_.get(), top_.bytes(), cudaMemcpyDeviceToHost, s), "top-k download");
+  }
+
+  // Everything of a one-token step reads its position, token and k from step_, so one capture
+  // per cache and variant (its buffers are baked in) serves every later step.
+  void decode_with_graph(CudaKVCache& cache, bool top) {
+    GraphExec& exec_slot = top ? cache.decode_graph_top : cache.decode_graph;
+    if (!exec_slot.ready()) {
       cudaStream_t s = stream_.get();
       check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
       cudaGraph_t graph = nullptr;
       try {
         enqueue_layers(cache, 1);
-        enqueue_head(0, 1);
+        enqueue_head(0, 1, true, !top);
+        if (top) enqueue_top();
       } catch (...) {
         cudaStreamEndCapture(s, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -303,9 +486,9 @@ class CudaBackend final : public Backend {
       const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
       cudaGraphDestroy(graph);
       check(status, "cudaGraphInstantiate");
-      cache.decode_graph.adopt(exec);
+      exec_slot.adopt(exec);
     }
-    check(cudaGraphLaunch(cache.decode_graph.get(), stream_.get()), "cudaGraphLaunch");
+    check(cudaGraphLaunch(exec_slot.get(), stream_.get()), "cudaGraphLaunch");
   }
 
   const Model& model_;
@@ -315,28 +498,36 @@ class CudaBackend final : public Backend {
   DeviceScope scope_;
   Stream stream_;
   ScratchSizes sizes_;
+  int sm_count_;
+  int splits_[4] = {};  // per KVType, splits_for()
   bool use_graphs_ = true;
+  bool fuse_ = true;
   std::mutex mutex_;
   DeviceWeights weights_;
-  DeviceArray<float> x_, xn_, qkv_, q_, att_, gu_, h_, xd_, partial_, logits_;
+  DeviceArray<float> x_, xn_, qkv_, q_, att_, gu_, h_, xd_, partial_, logits_, ss_;
   DeviceArray<uint16_t> x16_;
   DeviceArray<int8_t> xq_;
-  DeviceArray<uint8_t> step_;
-  PinnedBuffer step_host_, logits_host_;
+  DeviceArray<int> counters_;
+  DeviceArray<unsigned long long> top_scratch_;
+  DeviceArray<uint8_t> top_, step_;
+  PinnedBuffer step_host_, logits_host_, top_host_;
 };
 
 }  // namespace
 
+void bench_fill_cache(KVCache& cache, Backend& backend, int n, uint32_t seed) {
+  auto* c = dynamic_cast<CudaKVCache*>(&cache);
+  auto* b = dynamic_cast<CudaBackend*>(&backend);
+  if (!c || !b) throw Error("bench_fill_cache needs a CUDA backend and one of its caches");
+  b->fill_cache(*c, n, seed);
+}
+
 size_t required_bytes(const Model& model) {
   check_supported(model);
-  int device = 0;
-  cudaGetDevice(&device);
-  int sms = 132;
-  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) cudaGetLastError();
   // Weights, working buffers, the upload staging buffer, a first 512-position KV cache, slack.
   const ModelConfig& c = model.config;
   const size_t kv = size_t(2) * c.n_layers * 512 * c.n_kv_heads * c.head_dim * 2;
-  return weight_bytes(model) + ScratchSizes(c, sms).bytes() + (size_t(64) << 20) + kv + kSlackBytes;
+  return weight_bytes(model) + ScratchSizes(c).bytes() + (size_t(64) << 20) + kv + kSlackBytes;
 }
 
 std::unique_ptr<Backend> create_cuda_backend(const Model& model, int device, int threads) {

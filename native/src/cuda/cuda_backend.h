@@ -1,6 +1,7 @@
 #pragma once
 // The CUDA backend's entry points, used by engine/backend_factory.cpp (only in builds with CUDA).
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,5 +32,10 @@ size_t required_bytes(const Model& model);
 
 // Uploads the weights to `device` once; throws ilm::Error with a clear message when they do not fit.
 std::unique_ptr<Backend> create_cuda_backend(const Model& model, int device, int threads);
+
+// Benchmarks only (tools/cuda_kv_bench): fills positions [0, n) of a cache of this CUDA backend
+// with random valid entries, reserving them first, so that decode can be timed at a long context
+// without prefilling it (a step's cost depends on the context length, not on the values).
+void bench_fill_cache(KVCache& cache, Backend& backend, int n, uint32_t seed);
 
 }  // namespace ilm::cuda

@@ -1,5 +1,6 @@
-// Small per-token kernels: embedding lookup, RMSNorm, activation conversion/quantization, SwiGLU,
-// RoPE + KV-cache store, and the one-time Q8_0 repack. Arithmetic follows the CPU backend
+// Small per-token kernels: embedding lookup, RMSNorm (also fused with the Q8 quantization),
+// activation conversion/quantization, SwiGLU, and the one-time Q8_0 repack (RoPE + KV-cache store
+// is in kv_cache.cu). Arithmetic follows the CPU backend
 // (cpu_backend.cpp) operation for operation where rounding could differ.
 #include "cuda/common.cuh"
 
@@ -46,6 +47,36 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int d
   for (int k = threadIdx.x; k < dim; k += blockDim.x) o[k] = xr[k] * scale * w[k];
 }
 
+// rmsnorm_kernel and quantize_q8_kernel in one launch (decode: one block per token): the same
+// sum of squares and scale, the same normalized values, then one warp per 32-value block.
+__global__ void rmsnorm_q8_kernel(const float* x, const float* w, float* out, int8_t* q, float* d, int dim, float eps) {
+  const float* xr = x + size_t(blockIdx.x) * dim;
+  float sum = 0.0f;
+  for (int k = threadIdx.x; k < dim; k += blockDim.x) sum += xr[k] * xr[k];
+  __shared__ float partial[32];
+  sum = warp_sum(sum);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) partial[0] = s;
+  }
+  __syncthreads();
+  const float scale = 1.0f / sqrtf(partial[0] / float(dim) + eps);
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int nb = dim / 32;
+  for (int b = threadIdx.x >> 5; b < nb; b += warps) {
+    const size_t k = size_t(b) * 32 + lane;
+    const float v = xr[k] * scale * w[k];
+    if (out) out[size_t(blockIdx.x) * dim + k] = v;
+    const float amax = warp_max(fabsf(v));
+    const float inv = amax != 0.0f ? 127.0f / amax : 0.0f;
+    q[size_t(blockIdx.x) * dim + k] = int8_t(__float2int_rn(v * inv));
+    if (lane == 0) d[size_t(blockIdx.x) * nb + b] = __half2float(__float2half_rn(amax / 127.0f));
+  }
+}
+
 __global__ void to_f16_kernel(const float* x, __half* out, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     out[i] = __float2half_rn(x[i]);
@@ -70,50 +101,6 @@ __global__ void swiglu_kernel(const float* gu, int ffn, float* out, size_t n) {
     const float g = gu[t * 2 * ffn + j], u = gu[t * 2 * ffn + ffn + j];
     out[i] = g / (1.0f + expf(-g)) * u;
   }
-}
-
-// One block per token; one thread per (head, pair). Angles as the CPU computes them: pairwise
-// files multiply theta by base^(-2/d) pair after pair (llama.cpp), rotate-half checkpoints use
-// pos * inv_freq[i] (Hugging Face); both factors come from the host.
-__global__ void rope_store_kernel(const float* qkv, const StepParams* params, int n_heads, int n_kv_heads,
-                                  int hd, bool pairwise, float* q_out, __half* k_cache, __half* v_cache) {
-  const int t = blockIdx.x;
-  const int half = hd / 2;
-  const int q_dim = n_heads * hd, kv_dim = n_kv_heads * hd;
-  const float* row = qkv + size_t(t) * (q_dim + 2 * kv_dim);
-  const int pos = params->start_pos + t;
-  __half* k_row = k_cache + size_t(pos) * kv_dim;
-  __half* v_row = v_cache + size_t(pos) * kv_dim;
-  const int n_pairs = (n_heads + n_kv_heads) * half;
-  for (int i = threadIdx.x; i < n_pairs; i += blockDim.x) {
-    const int head = i / half, p = i % half;
-    float theta;
-    if (pairwise) {
-      theta = float(pos);
-      const float s = params->theta_scale;
-      for (int j = 0; j < p; j++) theta *= s;
-    } else {
-      theta = float(pos) * params->inv_freq[p];
-    }
-    float sn, cs;
-    sincosf(theta, &sn, &cs);
-    const int a = pairwise ? 2 * p : p;
-    const int b = pairwise ? 2 * p + 1 : p + half;
-    const float* src = row + size_t(head) * hd;  // Q heads then K heads, contiguous
-    const float x0 = src[a], x1 = src[b];
-    const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
-    if (head < n_heads) {
-      float* dst = q_out + size_t(t) * q_dim + size_t(head) * hd;
-      dst[a] = y0;
-      dst[b] = y1;
-    } else {
-      __half* dst = k_row + size_t(head - n_heads) * hd;
-      dst[a] = __float2half_rn(y0);
-      dst[b] = __float2half_rn(y1);
-    }
-  }
-  const float* v = row + q_dim + kv_dim;
-  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) v_row[i] = __float2half_rn(v[i]);
 }
 
 __global__ void repack_q8_0_kernel(const uint8_t* raw, size_t n_blocks, int8_t* q, uint16_t* scales) {
@@ -144,6 +131,13 @@ void rmsnorm(const float* x, const float* weight, float* out, int rows, int dim,
   check_kernel("rmsnorm");
 }
 
+void rmsnorm_q8(const float* x, const float* weight, float* out, Q8Act xq, int rows, int dim, float eps,
+                cudaStream_t stream) {
+  if (rows <= 0) return;
+  rmsnorm_q8_kernel<<<rows, 512, 0, stream>>>(x, weight, out, xq.q, xq.d, dim, eps);
+  check_kernel("rmsnorm_q8");
+}
+
 void to_f16(const float* x, uint16_t* out, size_t n, cudaStream_t stream) {
   to_f16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, reinterpret_cast<__half*>(out), n);
   check_kernel("to_f16");
@@ -159,13 +153,6 @@ void swiglu(const float* gate_up, int nt, int ffn, float* out, cudaStream_t stre
   const size_t n = size_t(nt) * ffn;
   swiglu_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate_up, ffn, out, n);
   check_kernel("swiglu");
-}
-
-void rope_store(const float* qkv, const StepParams* params, int nt, int n_heads, int n_kv_heads, int head_dim,
-                bool pairwise, float* q_out, uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
-  rope_store_kernel<<<nt, 256, 0, stream>>>(qkv, params, n_heads, n_kv_heads, head_dim, pairwise, q_out,
-                                            reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache));
-  check_kernel("rope_store");
 }
 
 void repack_q8_0(const uint8_t* raw, int rows, int cols, int8_t* q, uint16_t* scales, cudaStream_t stream) {

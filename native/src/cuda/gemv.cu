@@ -1,7 +1,9 @@
 // Matrix-vector kernels for decode (1..8 tokens): each warp streams two weight rows with 16-byte
 // loads, several in flight per lane, and dots them with every token's activations (which stay
 // in L1). The weights dominate the bytes moved, so these run at memory bandwidth when the grid
-// fills the GPU (rows / 16 blocks of 256 threads).
+// fills the GPU (rows / 16 blocks of 256 threads). Fusions (kernels.h): SwiGLU of a [gate; up]
+// matrix, the residual add with per-block sums of squares, and the next RMSNorm applied to x as
+// it is loaded, so a decode layer needs no separate norm kernels for float weights.
 #include "cuda/common.cuh"
 
 namespace ilm::cuda {
@@ -40,85 +42,149 @@ __device__ __forceinline__ RowPair row_pair(int rows) {
   return p;
 }
 
+// Warp sums, then lane 0 writes the warp's outputs. With ss_out (residual mode), each block also
+// leaves the sum of squares of the rows it updated, per token, for the next GEMV's RMSNorm
+// (warps added in a fixed order: the same result on every run).
 template <int NT, int MODE>
-__device__ __forceinline__ void finish(float (&acc)[2][NT], const RowPair& p, int nt, float* y, int ldy) {
-  const int lane = threadIdx.x & 31;
+__device__ __forceinline__ void finish(float (&acc)[2][NT], const RowPair& p, int nt, float* y, int ldy, float* ss_out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
   for (int r = 0; r < 2; r++)
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[r][t] = warp_sum(acc[r][t]);
-  if (lane != 0) return;
+  float ss[NT];
 #pragma unroll
-  for (int t = 0; t < NT; t++) {
-    if (t >= nt) break;
-    float* out = y + size_t(t) * ldy + p.out;
-    if (MODE == kSwiglu) {
-      const float g = acc[0][t];
-      out[0] = g / (1.0f + expf(-g)) * acc[1][t];
-    } else if (MODE == kAdd) {
-      out[0] += acc[0][t];
-      if (p.has_r1) out[1] += acc[1][t];
-    } else {
-      out[0] = acc[0][t];
-      if (p.has_r1) out[1] = acc[1][t];
-    }
-  }
-}
-
-__device__ __forceinline__ void dot8(float& acc, const float (&w)[8], const float* xt) {
-  const float4 a = __ldg(reinterpret_cast<const float4*>(xt));
-  const float4 b = __ldg(reinterpret_cast<const float4*>(xt + 4));
-  acc += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
-}
-
-// F32 / F16 / BF16 weights, f32 activations.
-template <WType T, int NT, int MODE>
-__global__ void __launch_bounds__(kThreads) gemv_float_kernel(DevMatrix w, const float* x, int nt, float* y, int ldy) {
-  using L = Weights8<T>;
-  const RowPair p = row_pair<MODE>(w.rows);
-  if (!p.valid) return;
-  const int K = w.cols, lane = threadIdx.x & 31;
-  const size_t elem = T == WType::F32 ? 4 : 2;
-  const char* rows[2] = {static_cast<const char*>(w.data) + size_t(p.r0) * K * elem,
-                         static_cast<const char*>(w.data) + size_t(p.r1) * K * elem};
-  float acc[2][NT] = {};
-  const int chunks = K / 8;
-  int c = lane;
-  for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
-    uint4 raw[2][kUnroll][L::kLoads];
-#pragma unroll
-    for (int u = 0; u < kUnroll; u++)
-#pragma unroll
-      for (int r = 0; r < 2; r++) L::load(rows[r], (c + 32 * u) * 8, raw[r][u]);
-#pragma unroll
-    for (int u = 0; u < kUnroll; u++) {
-      float wv[2][8];
-      L::unpack(raw[0][u], wv[0]);
-      L::unpack(raw[1][u], wv[1]);
-#pragma unroll
-      for (int t = 0; t < NT; t++) {
-        if (t >= nt) break;
-        const float* xt = x + size_t(t) * K + (c + 32 * u) * 8;
-        dot8(acc[0][t], wv[0], xt);
-        dot8(acc[1][t], wv[1], xt);
-      }
-    }
-  }
-  for (; c < chunks; c += 32) {
-    uint4 raw[2][L::kLoads];
-    L::load(rows[0], c * 8, raw[0]);
-    L::load(rows[1], c * 8, raw[1]);
-    float wv[2][8];
-    L::unpack(raw[0], wv[0]);
-    L::unpack(raw[1], wv[1]);
+  for (int t = 0; t < NT; t++) ss[t] = 0.0f;
+  if (lane == 0 && p.valid) {
 #pragma unroll
     for (int t = 0; t < NT; t++) {
       if (t >= nt) break;
-      dot8(acc[0][t], wv[0], x + size_t(t) * K + c * 8);
-      dot8(acc[1][t], wv[1], x + size_t(t) * K + c * 8);
+      float* out = y + size_t(t) * ldy + p.out;
+      if (MODE == kSwiglu) {
+        const float g = acc[0][t];
+        out[0] = g / (1.0f + expf(-g)) * acc[1][t];
+      } else if (MODE == kAdd) {
+        const float v0 = out[0] + acc[0][t];
+        out[0] = v0;
+        ss[t] = v0 * v0;
+        if (p.has_r1) {
+          const float v1 = out[1] + acc[1][t];
+          out[1] = v1;
+          ss[t] += v1 * v1;
+        }
+      } else {
+        out[0] = acc[0][t];
+        if (p.has_r1) out[1] = acc[1][t];
+      }
     }
   }
-  finish<NT, MODE>(acc, p, nt, y, ldy);
+  if (MODE == kAdd && ss_out) {  // the same for the whole block
+    __shared__ float s_ss[kWarps][NT];
+    if (lane == 0) {
+#pragma unroll
+      for (int t = 0; t < NT; t++) s_ss[warp][t] = ss[t];
+    }
+    __syncthreads();
+    if (int(threadIdx.x) < nt) {
+      float s = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; w++) s += s_ss[w][threadIdx.x];
+      ss_out[size_t(threadIdx.x) * gridDim.x + blockIdx.x] = s;
+    }
+  }
+}
+
+// RMSNorm's scale per token from the previous residual GEMV's partial sums (one warp per token,
+// fixed order), as rmsnorm() computes it: 1 / sqrt(mean + eps).
+template <int NT>
+__device__ __forceinline__ void norm_scales(const NormIn& norm, int nt, int dim, float (&s_scale)[NT]) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (warp < nt && warp < NT) {
+    const float* part = norm.partials + size_t(warp) * norm.n_partials;
+    float s = 0.0f;
+    for (int i = lane; i < norm.n_partials; i += 32) s += part[i];
+    s = warp_sum(s);
+    if (lane == 0) s_scale[warp] = 1.0f / sqrtf(s / float(dim) + norm.eps);
+  }
+  __syncthreads();
+}
+
+// Eight activations of token t from k on; with NORM, as rmsnorm() would have written them:
+// x * scale * weight.
+template <bool NORM, int NT>
+__device__ __forceinline__ void load_x8(const float* x, int K, int t, int k, const NormIn& norm,
+                                        const float (&s_scale)[NT], float4& a, float4& b) {
+  const float* xt = x + size_t(t) * K + k;
+  a = __ldg(reinterpret_cast<const float4*>(xt));
+  b = __ldg(reinterpret_cast<const float4*>(xt + 4));
+  if constexpr (NORM) {
+    const float sc = s_scale[t];
+    const float4 na = __ldg(reinterpret_cast<const float4*>(norm.weight + k));
+    const float4 nb = __ldg(reinterpret_cast<const float4*>(norm.weight + k + 4));
+    a = make_float4(a.x * sc * na.x, a.y * sc * na.y, a.z * sc * na.z, a.w * sc * na.w);
+    b = make_float4(b.x * sc * nb.x, b.y * sc * nb.y, b.z * sc * nb.z, b.w * sc * nb.w);
+  }
+}
+
+__device__ __forceinline__ void dot8(float& acc, const float (&w)[8], const float4& a, const float4& b) {
+  acc += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
+}
+
+// F32 / F16 / BF16 weights, f32 activations (normalized on the fly with NORM).
+template <WType T, int NT, int MODE, bool NORM>
+__global__ void __launch_bounds__(kThreads)
+    gemv_float_kernel(DevMatrix w, const float* x, int nt, float* y, int ldy, NormIn norm, float* ss_out) {
+  using L = Weights8<T>;
+  __shared__ float s_scale[NT];
+  if constexpr (NORM) norm_scales<NT>(norm, nt, w.cols, s_scale);
+  const RowPair p = row_pair<MODE>(w.rows);
+  const int K = w.cols, lane = threadIdx.x & 31;
+  float acc[2][NT] = {};
+  if (p.valid) {
+    const size_t elem = T == WType::F32 ? 4 : 2;
+    const char* rows[2] = {static_cast<const char*>(w.data) + size_t(p.r0) * K * elem,
+                           static_cast<const char*>(w.data) + size_t(p.r1) * K * elem};
+    const int chunks = K / 8;
+    int c = lane;
+    for (; c + 32 * (kUnroll - 1) < chunks; c += 32 * kUnroll) {
+      uint4 raw[2][kUnroll][L::kLoads];
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) L::load(rows[r], (c + 32 * u) * 8, raw[r][u]);
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        float wv[2][8];
+        L::unpack(raw[0][u], wv[0]);
+        L::unpack(raw[1][u], wv[1]);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+          if (t >= nt) break;
+          float4 a, b;
+          load_x8<NORM, NT>(x, K, t, (c + 32 * u) * 8, norm, s_scale, a, b);
+          dot8(acc[0][t], wv[0], a, b);
+          dot8(acc[1][t], wv[1], a, b);
+        }
+      }
+    }
+    for (; c < chunks; c += 32) {
+      uint4 raw[2][L::kLoads];
+      L::load(rows[0], c * 8, raw[0]);
+      L::load(rows[1], c * 8, raw[1]);
+      float wv[2][8];
+      L::unpack(raw[0], wv[0]);
+      L::unpack(raw[1], wv[1]);
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (t >= nt) break;
+        float4 a, b;
+        load_x8<NORM, NT>(x, K, t, c * 8, norm, s_scale, a, b);
+        dot8(acc[0][t], wv[0], a, b);
+        dot8(acc[1][t], wv[1], a, b);
+      }
+    }
+  }
+  finish<NT, MODE>(acc, p, nt, y, ldy, ss_out);
 }
 
 __device__ __forceinline__ int dot32_s8(const uint4 (&w)[2], const uint4 (&a)[2]) {
@@ -137,15 +203,14 @@ __device__ __forceinline__ int dot32_s8(const uint4 (&w)[2], const uint4 (&a)[2]
 // Q8 weights with Q8 activations: exact integer sums per 32-block, then (dw * dx) * sum, as the
 // CPU backend's Q8_0 kernels compute it. One lane per block of 32.
 template <int NT, int MODE>
-__global__ void __launch_bounds__(kThreads) gemv_q8_kernel(DevMatrix w, Q8Act xq, int nt, float* y, int ldy) {
+__global__ void __launch_bounds__(kThreads) gemv_q8_kernel(DevMatrix w, Q8Act xq, int nt, float* y, int ldy, float* ss_out) {
   constexpr int U = 2;
   const RowPair p = row_pair<MODE>(w.rows);
-  if (!p.valid) return;
   const int K = w.cols, nb = K / 32, lane = threadIdx.x & 31;
   const int8_t* q = static_cast<const int8_t*>(w.data);
   const int rr[2] = {p.r0, p.r1};
   float acc[2][NT] = {};
-  int b = lane;
+  int b = p.valid ? lane : nb;  // a warp past the last row only joins finish()'s block sum
   auto step = [&](const uint4 (&wq)[2][2], const float (&wd)[2], int blk) {
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -184,43 +249,63 @@ __global__ void __launch_bounds__(kThreads) gemv_q8_kernel(DevMatrix w, Q8Act xq
     }
     step(wq, wd, b);
   }
-  finish<NT, MODE>(acc, p, nt, y, ldy);
+  finish<NT, MODE>(acc, p, nt, y, ldy, ss_out);
 }
 
-template <int NT, int MODE>
-void launch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s) {
+template <int NT, int MODE, bool NORM>
+void launch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s,
+            const NormIn& norm, float* ss_out) {
   const int warps_needed = MODE == kSwiglu ? w.rows / 2 : ceil_div(w.rows, 2);
   const int grid = ceil_div(warps_needed, kWarps);
   switch (w.type) {
-    case WType::F32: gemv_float_kernel<WType::F32, NT, MODE><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy); break;
-    case WType::F16: gemv_float_kernel<WType::F16, NT, MODE><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy); break;
-    case WType::BF16: gemv_float_kernel<WType::BF16, NT, MODE><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy); break;
-    case WType::Q8: gemv_q8_kernel<NT, MODE><<<grid, kThreads, 0, s>>>(w, xq, nt, y, ldy); break;
+    case WType::F32: gemv_float_kernel<WType::F32, NT, MODE, NORM><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy, norm, ss_out); break;
+    case WType::F16: gemv_float_kernel<WType::F16, NT, MODE, NORM><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy, norm, ss_out); break;
+    case WType::BF16: gemv_float_kernel<WType::BF16, NT, MODE, NORM><<<grid, kThreads, 0, s>>>(w, x, nt, y, ldy, norm, ss_out); break;
+    case WType::Q8:
+      if (NORM) throw Error("gemv: Q8 weights read quantized activations; normalize them with rmsnorm_q8 first");
+      gemv_q8_kernel<NT, MODE><<<grid, kThreads, 0, s>>>(w, xq, nt, y, ldy, ss_out);
+      break;
   }
   check_kernel("gemv");
 }
 
 template <int MODE>
-void dispatch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s) {
+void dispatch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s,
+              const NormIn& norm, float* ss_out) {
+  if (nt < 1 || nt > kGemvMaxTokens) throw Error("gemv: " + std::to_string(nt) + " tokens (1.." + std::to_string(kGemvMaxTokens) + ")");
   // Decode is one token; 2..8 (short appends) share one guarded variant to keep builds small.
+  // Residual (Add) GEMVs read attention or FFN outputs, never a norm's.
+  if constexpr (MODE != kAdd) {
+    if (norm.weight) {
+      if (nt == 1)
+        launch<1, MODE, true>(w, x, xq, nt, y, ldy, s, norm, ss_out);
+      else
+        launch<kGemvMaxTokens, MODE, true>(w, x, xq, nt, y, ldy, s, norm, ss_out);
+      return;
+    }
+  } else {
+    if (norm.weight) throw Error("gemv: a residual GEMV takes no norm");
+  }
   if (nt == 1)
-    launch<1, MODE>(w, x, xq, nt, y, ldy, s);
+    launch<1, MODE, false>(w, x, xq, nt, y, ldy, s, norm, ss_out);
   else
-    launch<kGemvMaxTokens, MODE>(w, x, xq, nt, y, ldy, s);
+    launch<kGemvMaxTokens, MODE, false>(w, x, xq, nt, y, ldy, s, norm, ss_out);
 }
 
 }  // namespace
 
 void gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
-          cudaStream_t stream) {
+          cudaStream_t stream, const NormIn& norm, float* ss_out) {
+  static_assert(kWarps * 2 == kGemvRowsPerBlock, "a block computes kGemvRowsPerBlock rows");
   if (epilogue == Epilogue::Add)
-    dispatch<kAdd>(w, x, xq, nt, y, ldy, stream);
+    dispatch<kAdd>(w, x, xq, nt, y, ldy, stream, norm, ss_out);
   else
-    dispatch<kStore>(w, x, xq, nt, y, ldy, stream);
+    dispatch<kStore>(w, x, xq, nt, y, ldy, stream, norm, nullptr);
 }
 
-void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream) {
-  dispatch<kSwiglu>(w13, x, xq, nt, out, w13.rows / 2, stream);
+void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream,
+                 const NormIn& norm) {
+  dispatch<kSwiglu>(w13, x, xq, nt, out, w13.rows / 2, stream, norm, nullptr);
 }
 
 }  // namespace ilm::cuda

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/kv_type.h"
+
 namespace ilm::cuda {
 
 // Device layouts of weights. F32/F16/BF16 are the file's rows as they are. Q8 is Q8_0 repacked
@@ -39,8 +41,44 @@ struct StepParams {
   int start_pos;                     // position of token 0 of this batch
   int n_tokens;
   float theta_scale;                 // base^(-2/d): pairwise RoPE's per-pair angle factor
-  int pad;
+  int top_k;                         // candidates top_k() keeps (1..kMaxTopK)
   float inv_freq[kMaxHeadDim / 2];   // 1 / base^(2i/d): rotate-half RoPE's frequencies
+};
+
+// ---- the KV cache of one layer on the device (cuda_backend.cpp owns it)
+//
+// Head-major, so that every KV head's keys are one contiguous stream for attention:
+//   data: [n_kv_heads][capacity][kv_code_bytes(type, head_dim)]  f32 / f16 values, or q8 codes /
+//         q4 nibble pairs (value 2i in the low nibble of byte i, as the CPU stores them)
+//   sz:   [n_kv_heads][capacity] (scale, zero) f32 pairs, q8/q4 only; x = scale * code + zero.
+// capacity is a multiple of kKVPositionAlign, so every head's rows start 16-byte aligned and a
+// 64-key tile never runs past the allocation. The bytes of one (position, head) row are the CPU's
+// (engine/kv_type.h) once the pair is put in front of the codes: kv_pack_rows / kv_unpack_rows
+// convert to and from that position-major row format for saving and restoring caches.
+constexpr int kKVPositionAlign = 64;
+
+inline size_t kv_code_bytes(KVType type, int head_dim) {
+  switch (type) {
+    case KVType::F32: return size_t(head_dim) * 4;
+    case KVType::F16: return size_t(head_dim) * 2;
+    case KVType::Q8: return size_t(head_dim);
+    case KVType::Q4: return size_t(head_dim) / 2;
+  }
+  return 0;
+}
+inline bool kv_quantized(KVType type) { return type == KVType::Q8 || type == KVType::Q4; }
+
+struct KVPlane {           // K or V of one layer
+  uint8_t* data = nullptr;
+  float* sz = nullptr;     // q8/q4 only
+};
+
+struct KVLayer {
+  KVType type = KVType::F16;
+  int capacity = 0;        // positions per head (a multiple of kKVPositionAlign)
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  KVPlane k, v;
 };
 
 enum class Epilogue { Store, Add };  // y = W x, or y += W x (residual)
@@ -51,20 +89,49 @@ void rmsnorm(const float* x, const float* weight, float* out, int rows, int dim,
 void to_f16(const float* x, uint16_t* out, size_t n, cudaStream_t stream);
 void quantize_q8(const float* x, Q8Act out, int rows, int cols, cudaStream_t stream);
 void swiglu(const float* gate_up, int nt, int ffn, float* out, cudaStream_t stream);
-// RoPE on the Q and K heads of qkv rows ([Q | K | V] per token), Q to q_out (f32), K and V to the
-// cache rows of positions start_pos + t as fp16. pairwise: (2i, 2i+1) pairs, else (i, i + d/2).
-void rope_store(const float* qkv, const StepParams* params, int nt, int n_heads, int n_kv_heads, int head_dim,
-                bool pairwise, float* q_out, uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream);
+// One block per row: out = x * rsqrt(mean(x^2) + eps) * weight, quantized like quantize_q8 into
+// xq (the Q8 weights' input) and, when out is not null, also stored as f32.
+void rmsnorm_q8(const float* x, const float* weight, float* out, Q8Act xq, int rows, int dim, float eps,
+                cudaStream_t stream);
+// RoPE on the Q and K heads of qkv rows ([Q | K | V] per token), Q to q_out (f32), K and V into
+// the cache at positions start_pos + t in its type: q8/q4 rows are quantized here (after RoPE),
+// with the CPU's quantizer (cpu/kv_kernels_generic.cpp), so equal inputs give equal bytes.
+// pairwise: (2i, 2i+1) pairs, else (i, i + d/2).
+void rope_store(const float* qkv, const StepParams* params, int nt, int n_heads, bool pairwise, float* q_out,
+                const KVLayer& kv, cudaStream_t stream);
+// Positions [from, from + n) of one plane to / from rows in the CPU's position-major format
+// (n * n_kv_heads rows of kv_row_bytes each) in device memory.
+void kv_pack_rows(const KVLayer& kv, bool value, int from, int n, uint8_t* rows, cudaStream_t stream);
+void kv_unpack_rows(const KVLayer& kv, bool value, int from, int n, const uint8_t* rows, cudaStream_t stream);
+// Benchmarks only: fills positions [0, n) of both planes with random valid entries (values in
+// [-1, 1)), so that decode can be timed at a long context without prefilling it.
+void kv_fill_random(const KVLayer& kv, int n, uint32_t seed, cudaStream_t stream);
 // Splits rows of raw Q8_0 blocks (34 bytes per 32 values) into the Q8 layout.
 void repack_q8_0(const uint8_t* raw, int rows, int cols, int8_t* q, uint16_t* scales, cudaStream_t stream);
 
 // ---- gemv.cu: few tokens (decode), weights streamed once at memory bandwidth.
 constexpr int kGemvMaxTokens = 8;
-// x: f32 activations (F32/F16/BF16 weights) or xq (Q8 weights). y[t * ldy + r].
+constexpr int kGemvRowsPerBlock = 16;  // rows one block computes (a residual GEMV's partial sums)
+
+// Decode fusion of RMSNorm into the GEMV that reads its output (F32/F16/BF16 weights): the residual
+// GEMV before it leaves per-block sums of squares of the rows it updated (ss_out, [t][n_partials],
+// n_partials = ceil(dim / kGemvRowsPerBlock)); the reading GEMV adds them up in a fixed order
+// and multiplies x by rsqrt(mean + eps) and the norm weight as it loads it, as rmsnorm() would.
+struct NormIn {
+  const float* weight = nullptr;    // null: x is used as it is
+  const float* partials = nullptr;  // [t][n_partials]
+  int n_partials = 0;
+  float eps = 0.0f;
+};
+
+// x: f32 activations (F32/F16/BF16 weights) or xq (Q8 weights). y[t * ldy + r]. norm: applied to
+// x on the fly (float weights only). ss_out (Epilogue::Add only, may be null): per-block sums of
+// squares of the updated y rows, for the next GEMV's NormIn.
 void gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
-          cudaStream_t stream);
+          cudaStream_t stream, const NormIn& norm = {}, float* ss_out = nullptr);
 // w13 = [gate rows; up rows] (2 * ffn rows): out[t * ffn + i] = silu(gate_i . x) * (up_i . x).
-void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream);
+void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream,
+                 const NormIn& norm = {});
 
 // ---- gemm.cu: many tokens (prefill), tensor cores (mma.sync), f32 accumulation.
 // F32/F16/BF16 weights: x16 holds the activations as fp16; weights are converted to fp16 as
@@ -72,23 +139,40 @@ void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, 
 void gemm(const DevMatrix& w, const uint16_t* x16, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
           cudaStream_t stream);
 
-// ---- attention.cu. q: [nt][n_heads][hd] f32 after RoPE; caches: [pos][n_kv_heads][hd] fp16 of
-// one layer, already holding positions [0, start_pos + nt). out: [nt][n_heads][hd] f32.
+// ---- attention.cu. q: [nt][n_heads][hd] f32 after RoPE; kv: one layer's cache (any KVType),
+// already holding positions [0, start_pos + nt). out: [nt][n_heads][hd] f32.
 struct AttentionShape {
   int nt;
   int n_heads;
   int n_kv_heads;
   int head_dim;
 };
-// Whether the tensor-core (flash) kernel handles this head dimension.
-bool flash_supported(int head_dim);
-// Causal attention for a prefill chunk with tensor cores, K/V tiles shared by a GQA group.
-void attention_flash(const float* q, const uint16_t* k_cache, const uint16_t* v_cache, const StepParams* params,
-                     const AttentionShape& shape, float* out, cudaStream_t stream);
+// Whether the tensor-core (flash) kernel handles this head dimension and cache type (f16, q8, q4;
+// an f32 cache runs attention_split for prefill too).
+bool flash_supported(int head_dim, KVType type);
+// Causal attention for a prefill chunk with tensor cores, K/V tiles shared by a GQA group. q8/q4
+// tiles are copied raw and dequantized to fp16 in shared memory.
+void attention_flash(const float* q, const KVLayer& kv, const StepParams* params, const AttentionShape& shape,
+                     float* out, cudaStream_t stream);
 // Split-K (flash-decoding) attention: each query row's keys are cut into `splits` ranges that run
-// in parallel, then merged. partial holds nt * n_heads * splits * (head_dim + 2) floats.
-void attention_split(const float* q, const uint16_t* k_cache, const uint16_t* v_cache, const StepParams* params,
-                     const AttentionShape& shape, int splits, float* partial, float* out, cudaStream_t stream);
+// in parallel; the last block of a (token, KV head) to finish merges them (counters: nt *
+// n_kv_heads ints, zero before the first call, left zero by every call). partial holds nt *
+// n_heads * splits * (head_dim + 2) floats. Quantized rows are dequantized in registers.
+void attention_split(const float* q, const KVLayer& kv, const StepParams* params, const AttentionShape& shape,
+                     int splits, float* partial, int* counters, float* out, cudaStream_t stream);
 constexpr int kMaxGqaGroup = 8;  // query heads per KV head that attention_split supports
+constexpr int kMaxSplits = 128;
+// Blocks of attention_split's kernel for this shape and type that fit on one multiprocessor
+// (registers differ by type): splits = that * multiprocessors / n_kv_heads fills one wave.
+int attention_split_blocks_per_sm(const AttentionShape& shape, KVType type);
+
+// ---- sampling.cu: the k best logits of one row without bringing the row back.
+constexpr int kMaxTopK = 256;
+constexpr int kTopKBlocks = 32;  // first-pass blocks; scratch holds kTopKBlocks * kMaxTopK keys
+// The params->top_k largest values of logits[0, n) (ties: lower index first), best first, as
+// (value, index) pairs to out_values / out_ids (kMaxTopK entries; those past top_k undefined).
+// n >= top_k. Two launches; reads top_k on the device, so a captured graph serves any k.
+void top_k(const float* logits, int n, const StepParams* params, unsigned long long* scratch, float* out_values,
+           int32_t* out_ids, cudaStream_t stream);
 
 }  // namespace ilm::cuda

@@ -38,6 +38,13 @@ struct ForwardRequest {
   // means none. Written row by row (vocab floats each) to logits_out.
   int logits_from = 0;
   float* logits_out = nullptr;
+  // Decode without the whole logits row: top_k > 0 (at most max_device_top_k()) asks for only the
+  // top_k best (logit, id) pairs of the batch's last position, best first with ties to the lower id
+  // (the sampler's order), written to top_logits / top_ids; logits_from and logits_out are then
+  // ignored. Only backends that reduce on their device take it.
+  int top_k = 0;
+  float* top_logits = nullptr;
+  int32_t* top_ids = nullptr;
 };
 
 class Backend {
@@ -55,6 +62,9 @@ class Backend {
   // Runs one chunk. The caller splits long inputs into chunks of at most max_batch() tokens.
   virtual void forward(KVCache& cache, const ForwardRequest& request) = 0;
   virtual int max_batch() const = 0;
+  // The largest ForwardRequest::top_k this backend reduces on its device; 0 (the CPU): none, the
+  // caller asks for whole logits rows.
+  virtual int max_device_top_k() const { return 0; }
   virtual void set_threads(int n) = 0;
   virtual int threads() const = 0;
 };
@@ -70,5 +80,8 @@ std::unique_ptr<Backend> create_backend(const Model& model, const std::string& d
 
 // The backends this build includes: "cpu", plus "cuda" when it was built with CUDA.
 std::vector<std::string> available_backends();
+
+// True when this build has CUDA and a usable GPU is present (no backend is created).
+bool cuda_device_present();
 
 }  // namespace ilm

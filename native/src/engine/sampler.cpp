@@ -32,6 +32,10 @@ int32_t Sampler::sample(const float* logits, int vocab, const std::vector<int32_
   } else {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);
   }
+  return draw(n);
+}
+
+int32_t Sampler::draw(size_t n) {
   // Softmax at the temperature over the kept candidates.
   const float max_logit = candidates_[0].first;
   double total = 0.0;
@@ -64,6 +68,49 @@ int32_t Sampler::sample(const float* logits, int vocab, const std::vector<int32_
     if (r <= 0.0) return candidates_[i].second;
   }
   return candidates_[n - 1].second;
+}
+
+void Sampler::penalty_window(const std::vector<int32_t>& history, std::vector<int32_t>& out) const {
+  out.clear();
+  if (p_.repeat_penalty == 1.0f || p_.repeat_last_n == 0) return;
+  const size_t n = p_.repeat_last_n < 0 ? history.size() : std::min(history.size(), size_t(p_.repeat_last_n));
+  out.assign(history.end() - n, history.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+int Sampler::candidates_needed(const std::vector<int32_t>& history, int vocab, int max) const {
+  int k;
+  if (p_.temperature <= 0.0f)
+    k = 1;
+  else if (p_.top_k > 0)
+    k = p_.top_k;
+  else
+    return 0;
+  if (p_.repeat_penalty != 1.0f && p_.repeat_last_n != 0) {
+    if (!(p_.repeat_penalty > 1.0f)) return 0;  // a penalty < 1 can lift a token from anywhere
+    std::vector<int32_t> window;
+    penalty_window(history, window);
+    for (int32_t id : window) k += id >= 0 && id < vocab;
+  }
+  k = std::min(k, vocab);
+  return k <= max ? k : 0;
+}
+
+int32_t Sampler::sample_best(const float* logits, const int32_t* ids, int n, const std::vector<int32_t>& history) {
+  candidates_.clear();
+  for (int i = 0; i < n; i++) candidates_.emplace_back(logits[i], ids[i]);
+  penalty_window(history, window_);
+  if (!window_.empty()) {
+    // The same penalty as sample(), on the candidates that carry a penalized id; then back in order.
+    for (auto& c : candidates_)
+      if (std::binary_search(window_.begin(), window_.end(), c.second))
+        c.first = c.first > 0 ? c.first / p_.repeat_penalty : c.first * p_.repeat_penalty;
+    std::sort(candidates_.begin(), candidates_.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  }
+  if (p_.temperature <= 0.0f) return candidates_[0].second;  // max_element's pick: the largest, lowest id
+  return draw(std::min(candidates_.size(), size_t(p_.top_k)));
 }
 
 std::vector<std::pair<int32_t, float>> top_logprobs(const float* logits, int vocab, int k) {
