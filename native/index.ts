@@ -12,6 +12,12 @@ export interface LoadOptions {
   /** Overrides the file's RoPE scaling type / factor. */
   ropeScaling?: RopeScalingType;
   ropeFactor?: number;
+  /**
+   * Where the weight files live: "mapped" (paged in on demand), "ram" (read into huge-page memory:
+   * several times faster decode on the CPU for multi-GB files), or "auto" (default: RAM when the
+   * model will run on the CPU and it fits with 1 GiB to spare, else mapped).
+   */
+  weights?: 'auto' | 'mapped' | 'ram';
   /** Called with a fraction in [0, 1] while the weights are mapped and checked. */
   onProgress?: (fraction: number) => void;
 }
@@ -37,6 +43,8 @@ export interface ModelInfo {
   weightTypes: Record<string, number>;
   parameterCount: number;
   fileBytes: number;
+  /** Where the weights ended up (LoadOptions.weights). */
+  weights: 'mapped' | 'ram';
   /** 16 hex digits identifying these exact weights (config, vocabulary, tensor shapes, sampled data); saved KV caches carry it. */
   fingerprint: string;
   bosId: number;
@@ -136,7 +144,7 @@ export interface RestoreResult {
 export interface SessionOptions {
   /** Most positions this session may hold (default: the model's context length). */
   contextLength?: number;
-  /** KV cache element type (default: f32 on the CPU, f16 on CUDA, which offers only f16 for now). */
+  /** KV cache element type (default: f32 on the CPU, f16 on CUDA; both offer f32, f16, q8 and q4, with the same bytes per row). */
   kvType?: KVType;
   /** CPU: throw now, naming the numbers, when the whole context's KV cache cannot fit in free RAM. */
   checkMemory?: boolean;
@@ -148,6 +156,10 @@ export interface MemoryPlan {
   memoryBytes: number;
   weightsBytes: number;
   workspaceBytes: number;
+  /** The weights were read into RAM, so memoryBytes (MemAvailable) already excludes them. */
+  weightsInRam: boolean;
+  /** What is left for KV caches: memoryBytes - workspace - the weights unless already in RAM. */
+  kvBudgetBytes: number;
   kvTypes: Record<KVType, { bytesPerToken: number; maxContext: number }>;
 }
 

@@ -94,7 +94,10 @@ test('an unknown KV type is refused', async () => {
 
 test('plan: JSON shape and bytes per token from the model shape', async () => {
   const plan = await runCliJson(['plan', '--model', models.hd32]);
-  assert.deepEqual(Object.keys(plan).sort(), ['device', 'kvTypes', 'memoryBytes', 'weightsBytes', 'workspaceBytes']);
+  assert.deepEqual(Object.keys(plan).sort(), ['device', 'kvBudgetBytes', 'kvTypes', 'memoryBytes', 'weightsBytes', 'weightsInRam', 'workspaceBytes']);
+  assert.equal(plan.weightsInRam, true, 'the CPU reads small models into RAM');
+  // Weights in RAM are already out of MemAvailable: only the workspace is taken off.
+  assert.equal(plan.kvBudgetBytes, plan.memoryBytes - plan.workspaceBytes);
   assert.equal(plan.device, 'cpu');
   // hd32 model: 2 layers (tiny preset), 2 KV heads, head_dim 32.
   const layers = 2, kvHeads = 2, hd = 32;
@@ -106,10 +109,12 @@ test('plan: JSON shape and bytes per token from the model shape', async () => {
   };
   for (const [type, bytes] of Object.entries(expected)) {
     assert.equal(plan.kvTypes[type].bytesPerToken, bytes, type);
-    const free = plan.memoryBytes - plan.weightsBytes - plan.workspaceBytes;
-    assert.equal(plan.kvTypes[type].maxContext, Math.floor(free / bytes), type);
+    assert.equal(plan.kvTypes[type].maxContext, Math.floor(plan.kvBudgetBytes / bytes), type);
   }
   assert.ok(plan.weightsBytes > 0 && plan.workspaceBytes > 0 && plan.memoryBytes > plan.weightsBytes);
+  const mapped = await runCliJson(['plan', '--model', models.hd32, '--weights', 'mapped']);
+  assert.equal(mapped.weightsInRam, false);
+  assert.equal(mapped.kvBudgetBytes, mapped.memoryBytes - mapped.weightsBytes - mapped.workspaceBytes, 'mapped weights are page cache: taken off');
   const text = await runCli(['plan', '--model', models.hd32]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /q4\s+\d+\s+[\d,]+/);

@@ -21,7 +21,9 @@ export const USAGE = `Usage:
 eval, generate, chat and bench also take [--kv-type f32|f16|q8|q4] (the KV cache type; default f32
 on the CPU) and [--context N] (the session's context length, checked against free RAM).
 PATH is a GGUF file or a Hugging Face checkpoint directory. D is auto (default: the GPU when one
-is present and the model fits, else the CPU), cpu, cuda or cuda:N.`;
+is present and the model fits, else the CPU), cpu, cuda or cuda:N. Every model-loading command
+also takes [--weights auto|mapped|ram]: ram reads the weights into huge-page memory (default on the
+CPU when they fit: multi-GB mappings decode several times slower), mapped pages them in on demand.`;
 
 type OptionSpec = { type: 'string' } | { type: 'boolean' };
 export type OptionSpecs = Record<string, OptionSpec>;

@@ -8,10 +8,13 @@ import { choiceOption, intOption, stringOption, type OptionSpecs, type ParsedOpt
 export const ENGINE_FLAGS: OptionSpecs = {
   threads: { type: 'string' },
   device: { type: 'string' },
+  weights: { type: 'string' },
 };
 
-export function engineOptions(options: ParsedOptions): Pick<LoadOptions, 'threads' | 'device'> {
-  return { threads: intOption(options, 'threads', { min: 1 }), device: stringOption(options, 'device') };
+const WEIGHTS = ['auto', 'mapped', 'ram'] as const;
+
+export function engineOptions(options: ParsedOptions): Pick<LoadOptions, 'threads' | 'device' | 'weights'> {
+  return { threads: intOption(options, 'threads', { min: 1 }), device: stringOption(options, 'device'), weights: choiceOption(options, 'weights', WEIGHTS) };
 }
 
 /** Flags of commands that run a session: its KV cache type and context length. */

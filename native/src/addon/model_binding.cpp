@@ -404,6 +404,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     o.Set("weightTypes", type_counts);
     o.Set("parameterCount", params);
     o.Set("fileBytes", double(m.file_bytes));
+    o.Set("weights", m.weights_in_ram ? "ram" : "mapped");
     o.Set("fingerprint", fingerprint_hex(m.fingerprint));
     o.Set("bosId", m.vocab.bos_id);
     o.Set("eosId", m.vocab.eos_id);
@@ -446,6 +447,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       o.Set("memoryBytes", double(p.memory_bytes));
       o.Set("weightsBytes", double(p.weights_bytes));
       o.Set("workspaceBytes", double(p.workspace_bytes));
+      o.Set("weightsInRam", m.model->weights_in_ram);
+      o.Set("kvBudgetBytes", double(p.kv_budget_bytes));
       auto types = Napi::Object::New(env);
       for (int t = 0; t < ilm::MemoryPlan::kTypes; t++) {
         auto entry = Napi::Object::New(env);
@@ -500,6 +503,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     LoadOptions options;
     int threads = cpu::physical_core_count();
     std::string device = "auto";
+    bool auto_weights = true;
     if (info[1].IsObject()) {
       const auto o = info[1].As<Napi::Object>();
       const Napi::Value dv = o.Get("device");
@@ -516,7 +520,22 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
       }
       options.rope_factor = float(number_or(o, "ropeFactor", 0.0));
       if (options.rope_factor < 0) throw Error("ropeFactor must be positive");
+      const Napi::Value weights = o.Get("weights");
+      if (weights.IsString()) {
+        const std::string w = weights.As<Napi::String>().Utf8Value();
+        if (w == "mapped") options.weights = LoadOptions::Weights::Mapped;
+        else if (w == "ram") options.weights = LoadOptions::Weights::Ram;
+        else if (w != "auto") throw Error("weights must be \"auto\", \"mapped\" or \"ram\", not \"" + w + "\"");
+      } else if (!weights.IsUndefined()) {
+        throw Error("weights must be a string: \"auto\", \"mapped\" or \"ram\"");
+      }
+      auto_weights = !weights.IsString() || weights.As<Napi::String>().Utf8Value() == "auto";
     }
+    // auto: the CPU streams every weight per token and wants them in huge-page RAM
+    // (util/mapped_file.h); a GPU copies them once, so mapping is enough there.
+    if (auto_weights)
+      options.weights = device == "cpu" || (device == "auto" && !cuda_device_present()) ? LoadOptions::Weights::RamIfFits
+                                                                                         : LoadOptions::Weights::Mapped;
     auto progress = std::make_shared<Napi::FunctionReference>();
     if (info[2].IsFunction()) *progress = Napi::Persistent(info[2].As<Napi::Function>());
     return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, device, progress](const Post& post) {

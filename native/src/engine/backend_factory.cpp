@@ -40,6 +40,15 @@ std::vector<std::string> available_backends() {
 #endif
 }
 
+bool cuda_device_present() {
+#ifdef INTERNLM_WITH_CUDA
+  std::string reason;
+  return !cuda::list_devices(&reason).empty();
+#else
+  return false;
+#endif
+}
+
 std::unique_ptr<Backend> create_backend(const Model& model, const std::string& device, int threads,
                                         std::string* chosen_description) {
   const DeviceChoice choice = parse_device(device);

@@ -6,20 +6,10 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/host_memory.h"
 
 namespace ilm {
 namespace {
-
-uint64_t mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kib = 0;
-  while (in >> key >> kib) {
-    std::getline(in, unit);
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  throw Error("cannot read MemAvailable from /proc/meminfo");
-}
 
 // Mirrors CpuBackend's scratch (residual, norm, qkv, q/k/v, attention, gate/up, converted
 // activations) and the session's logits rows, for `chunk` tokens at once.
@@ -55,11 +45,15 @@ uint64_t kv_bytes_per_token(const ModelConfig& c, KVType type) {
 
 MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes) {
   MemoryPlan p;
-  p.memory_bytes = memory_bytes ? memory_bytes : mem_available();
+  p.memory_bytes = memory_bytes ? memory_bytes : host_memory_available();
   p.weights_bytes = model.file_bytes;
   p.workspace_bytes = workspace_bytes(model.config, chunk);
-  const uint64_t used = p.weights_bytes + p.workspace_bytes;
-  const uint64_t free_for_kv = p.memory_bytes > used ? p.memory_bytes - used : 0;
+  // Weights read into RAM are already out of MemAvailable; mapped ones are page cache, which it
+  // counts as available, so they are taken off here.
+  const bool weights_counted = model.weights_in_ram && !memory_bytes;
+  const uint64_t used = (weights_counted ? 0 : p.weights_bytes) + p.workspace_bytes;
+  p.kv_budget_bytes = p.memory_bytes > used ? p.memory_bytes - used : 0;
+  const uint64_t free_for_kv = p.kv_budget_bytes;
   for (int t = 0; t < MemoryPlan::kTypes; t++) {
     p.bytes_per_token[t] = kv_bytes_per_token(model.config, KVType(t));
     p.max_context[t] = free_for_kv / p.bytes_per_token[t];
@@ -70,8 +64,7 @@ MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes) {
 std::string context_fit_error(const MemoryPlan& plan, KVType type, uint64_t context) {
   const int t = int(type);
   if (context <= plan.max_context[t]) return "";
-  const uint64_t used = plan.weights_bytes + plan.workspace_bytes;
-  const uint64_t free_for_kv = plan.memory_bytes > used ? plan.memory_bytes - used : 0;
+  const uint64_t free_for_kv = plan.kv_budget_bytes;
   std::ostringstream msg;
   msg << "a " << tokens(context) << "-token context needs " << human(context * plan.bytes_per_token[t])
       << " of KV cache in " << kv_type_name(type) << "; this machine has " << human(free_for_kv)

@@ -13,6 +13,7 @@ struct MemoryPlan {
   uint64_t memory_bytes = 0;     // free host RAM (MemAvailable)
   uint64_t weights_bytes = 0;    // the weight files, mapped and counted as resident
   uint64_t workspace_bytes = 0;  // activations of one chunk of `chunk` tokens, logits included
+  uint64_t kv_budget_bytes = 0;  // what is left for KV caches
   static constexpr int kTypes = 4;
   uint64_t bytes_per_token[kTypes] = {};  // indexed by KVType
   uint64_t max_context[kTypes] = {};

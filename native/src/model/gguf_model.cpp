@@ -166,11 +166,8 @@ Vocab gguf_vocab(const GgufFile& g) {
 }
 
 void load_gguf_model(Model& model, const LoadOptions& options, const ProgressFn& progress) {
-  auto file = MappedFile::open(model.path);
-  GgufFile g(file);
+  GgufFile g(open_weights(model, model.path, options));
   const std::string& p = g.path();
-  model.files.push_back(file);
-  model.file_bytes = file->size();
 
   std::string arch;
   if (!g.get_string("general.architecture", &arch))

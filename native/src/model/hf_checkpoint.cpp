@@ -95,7 +95,8 @@ FileRopeScaling config_rope_scaling(const Json& cfg, const std::string& path) {
 // The checkpoint's safetensors files and which file holds each tensor.
 class Checkpoint {
  public:
-  Checkpoint(const std::string& dir, Model& model, const ProgressFn& progress) : dir_(dir) {
+  Checkpoint(const std::string& dir, Model& model, const LoadOptions& options, const ProgressFn& progress)
+      : dir_(dir), options_(options) {
     const std::string index_path = dir + "/model.safetensors.index.json";
     if (is_file(index_path)) {
       open_sharded(index_path, model, progress);
@@ -132,9 +133,7 @@ class Checkpoint {
     const std::string path = dir_ + "/" + name;
     if (!is_file(path))
       throw Error(dir_ + ": shard " + name + " listed in model.safetensors.index.json is missing");
-    auto st = std::make_unique<SafetensorsFile>(MappedFile::open(path));
-    model.files.push_back(st->file());
-    model.file_bytes += st->file()->size();
+    auto st = std::make_unique<SafetensorsFile>(open_weights(model, path, options_));
     shards_.emplace(name, std::move(st));
   }
 
@@ -165,6 +164,7 @@ class Checkpoint {
   }
 
   std::string dir_;
+  LoadOptions options_;
   std::map<std::string, std::unique_ptr<SafetensorsFile>> shards_;
   std::map<std::string, std::string> by_name_;  // tensor -> shard file (sharded checkpoints)
 };
@@ -278,7 +278,7 @@ void load_hf_model(Model& model, const LoadOptions& options, const ProgressFn& p
   model.vocab = hf_vocab(dir);
   check_vocab(model.vocab, c.vocab_size, dir + "/tokenizer.model");
 
-  Checkpoint ckpt(dir, model, progress);
+  Checkpoint ckpt(dir, model, options, progress);
   std::vector<std::string> names = {"model.tok_embeddings.weight", "model.norm.weight", "output.weight"};
   for (int l = 0; l < c.n_layers; l++) {
     const std::string b = "model.layers." + std::to_string(l) + ".";

@@ -51,6 +51,10 @@ void align_tensor(Model& model, Tensor& t);
 // "a, b, c and 4 more": keeps error messages short when many tensors are missing.
 std::string name_list(const std::vector<std::string>& names);
 
+// Opens a weight file where options.weights says (mapped or in RAM) and records it in MODEL
+// (files, file_bytes, weights_in_ram).
+std::shared_ptr<MappedFile> open_weights(Model& model, const std::string& path, const LoadOptions& options);
+
 // The weights of a .gguf file (llama.cpp's internlm2 layout, pairwise RoPE).
 void load_gguf_model(Model& model, const LoadOptions& options, const ProgressFn& progress);
 // The tokenizer stored in a GGUF file's tokenizer.ggml.* metadata.

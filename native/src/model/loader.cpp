@@ -13,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/half.h"
+#include "util/host_memory.h"
 #include "util/mapped_file.h"
 
 namespace ilm {
@@ -156,6 +157,24 @@ std::string name_list(const std::vector<std::string>& names) {
   for (size_t i = 0; i < shown; i++) out += (i ? ", " : "") + names[i];
   if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
   return out;
+}
+
+std::shared_ptr<MappedFile> open_weights(Model& model, const std::string& path, const LoadOptions& options) {
+  using Weights = LoadOptions::Weights;
+  bool ram = options.weights == Weights::Ram;
+  if (options.weights == Weights::RamIfFits) {
+    struct stat st;
+    try {
+      ram = ::stat(path.c_str(), &st) == 0 && host_memory_available() > uint64_t(st.st_size) + (uint64_t(1) << 30);
+    } catch (const Error&) {
+      ram = false;  // no /proc/meminfo: map, the safe choice
+    }
+  }
+  auto file = MappedFile::open(path, ram ? MappedFile::Residency::Ram : MappedFile::Residency::Mapped);
+  model.weights_in_ram = (model.files.empty() || model.weights_in_ram) && file->in_ram();
+  model.files.push_back(file);
+  model.file_bytes += file->size();
+  return file;
 }
 
 Vocab sentencepiece_vocab(const std::string& path) {

@@ -65,6 +65,7 @@ struct Model {
   Vocab vocab;
   std::vector<int32_t> stop_tokens;  // </s> and, when present, <|im_end|>
   uint64_t file_bytes = 0;           // total size of the weight files
+  bool weights_in_ram = false;       // every weight file was read into (huge-page) RAM, none mapped
   uint64_t fingerprint = 0;          // model/fingerprint.h; set by load_model
   std::vector<std::shared_ptr<MappedFile>> files;  // keeps the mappings alive
   std::vector<std::unique_ptr<uint8_t[]>> owned;   // any bytes not in a mapping
@@ -73,6 +74,9 @@ struct Model {
 };
 
 struct LoadOptions {
+  // Where the weight files live (util/mapped_file.h): mapped, read into RAM, or read into RAM
+  // when MemAvailable leaves at least 1 GiB beside them (what the CPU backend wants).
+  enum class Weights { Mapped, Ram, RamIfFits } weights = Weights::Mapped;
   // Overrides of the file's RoPE scaling; unset fields keep what the file says (or its default).
   bool override_scaling = false;
   RopeScaling rope_scaling = RopeScaling::None;

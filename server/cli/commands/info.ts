@@ -23,7 +23,7 @@ function describe(info: ModelInfo): string {
     ['name', info.name],
     ['architecture', info.architecture],
     ['parameters', info.parameterCount.toLocaleString('en-US')],
-    ['file size', `${(info.fileBytes / 2 ** 20).toFixed(1)} MiB`],
+    ['file size', `${(info.fileBytes / 2 ** 20).toFixed(1)} MiB (${info.weights === 'ram' ? 'read into RAM' : 'mapped'})`],
     ['weights', weights],
     ['vocabulary', info.vocabSize],
     ['context length', info.contextLength],

@@ -25,7 +25,8 @@ function describe(plan: MemoryPlan): string {
   const lines = [
     `device     ${plan.device}`,
     `free RAM   ${mib(plan.memoryBytes)}`,
-    `weights    ${mib(plan.weightsBytes)}`,
+    `weights    ${mib(plan.weightsBytes)}${plan.weightsInRam ? ' (in RAM, not in free RAM)' : ' (mapped)'}`,
+    `for KV     ${mib(plan.kvBudgetBytes)}`,
     `workspace  ${mib(plan.workspaceBytes)}`,
     'kv type  bytes/token  max context',
     ...KV_TYPES.map((t) => `${t.padEnd(7)}  ${String(plan.kvTypes[t].bytesPerToken).padStart(11)}  ${plan.kvTypes[t].maxContext.toLocaleString('en-US')}`),
