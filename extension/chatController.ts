@@ -10,6 +10,7 @@ import {
   type AskWorkspaceResult,
   type ChatMessage,
   type FinishReason,
+  type PrefillStatus,
   type SkippedFile,
   type TextDelta,
   type Timings,
@@ -18,6 +19,7 @@ import {
 import { messageWithAttachments } from './attachments';
 import type { Attachment, ChatEntry, EntryKind, ToWebview } from './chatTypes';
 import { errorMessage, type LanguageServer } from './languageServer';
+import { prefillLine } from './prefillText';
 import { chatSettings } from './settings';
 
 const HISTORY_KEY = 'internlm.chat.history';
@@ -58,6 +60,8 @@ export class ChatController implements vscode.Disposable {
     this.port = port;
   }
 
+  private reading = '';
+
   history(): ToWebview {
     return { type: 'history', entries: this.entries, busy: this.busy };
   }
@@ -65,6 +69,13 @@ export class ChatController implements vscode.Disposable {
   /** Live speed from the server's status while a reply streams. */
   showSpeed(tokensPerSecond: number): void {
     if (this.busy) this.port?.post({ type: 'speed', tokensPerSecond });
+  }
+
+  /** A long prompt being read: shown in place of "Thinking" until the reply starts. */
+  showReading(prefill: PrefillStatus | undefined): void {
+    const text = this.busy && prefill ? prefillLine(prefill) : '';
+    if (text !== this.reading) this.port?.post({ type: 'reading', text });
+    this.reading = text;
   }
 
   send(text: string, attachments: Attachment[]): Promise<void> {
@@ -166,6 +177,7 @@ export class ChatController implements vscode.Disposable {
     } finally {
       if (this.running?.cts === cts) {
         this.running = undefined;
+        this.reading = '';
         this.port?.post({ type: 'busy', busy: false });
       }
       cts.dispose();

@@ -46,6 +46,8 @@ export type ToWebview =
   | { type: 'busy'; busy: boolean }
   /** Live decoding speed while a reply streams. */
   | { type: 'speed'; tokensPerSecond: number }
+  /** Progress of a long prompt being read before the reply starts ('' when none). */
+  | { type: 'reading'; text: string }
   | { type: 'attach'; attachment: Attachment }
   | { type: 'notice'; notice: Notice | undefined }
   | { type: 'focusInput' };

@@ -44,6 +44,7 @@ export function activate(context: vscode.ExtensionContext): void {
       statusBar.setStatus(next);
       refreshNotice();
       if (next.state === 'busy' && next.tokensPerSecond) controller.showSpeed(next.tokensPerSecond);
+      controller.showReading(next.prefill);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (affectsServer(e)) void languageServer.pushSettings();

@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import type { ErrorKind, PrefillStatus, StatusParams } from '../server/protocol';
 import type { Connection } from './languageServer';
+import { prefillPercent, shortDuration } from './prefillText';
 import { completionEnabledFor, completionSettings } from './settings';
 
 interface Fix {
@@ -147,7 +148,7 @@ export class StatusBar implements vscode.Disposable {
 
   /** "$(sync~spin) InternLM 15% · ETA 54s"; a click cancels the request that is reading. */
   private prefillView(p: PrefillStatus): View {
-    const percent = `${Math.floor((p.done / Math.max(1, p.total)) * 100)}%`;
+    const percent = prefillPercent(p);
     const eta = p.secondsLeft === undefined ? '' : ` · ETA ${shortDuration(p.secondsLeft)}`;
     const numbers = `${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')} tokens` +
       (p.tokensPerSecond ? ` at ${p.tokensPerSecond.toLocaleString('en-US')} tokens/s` : '');
@@ -168,13 +169,6 @@ export class StatusBar implements vscode.Disposable {
     if (s.context) lines.push(`Context: ${s.context.tokens.toLocaleString('en-US')} tokens (${escapeMarkdown(s.context.kvType)} KV cache)`);
     return new vscode.MarkdownString(lines.join('\n\n'));
   }
-}
-
-/** "45s", "12m", "1h 20m". */
-function shortDuration(seconds: number): string {
-  if (seconds < 60) return `${Math.max(1, Math.round(seconds))}s`;
-  const minutes = Math.round(seconds / 60);
-  return minutes < 60 ? `${minutes}m` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
 }
 
 function formatBytes(bytes: number): string {

@@ -32,6 +32,8 @@
   /** @type {State} */
   const state = Object.assign({ entries: [], draft: '', attachments: [] }, vscode.getState() ?? {});
   let busy = false;
+  /** A long prompt's progress, shown in place of "Thinking" until the reply starts. */
+  let reading = '';
 
   const KIND_BADGES = { workspace: 'Workspace', analysis: 'Analysis' };
   const TAGS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'hr', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'strong', 'em', 'del', 'code', 'br', 'a']);
@@ -122,7 +124,7 @@
     }
     const content = el('div', 'content');
     if (entry.content) content.appendChild(renderMarkdown(entry.content));
-    else if (entry.state === 'streaming') content.appendChild(el('span', 'thinking', entry.kind === 'analysis' ? 'Analyzing' : 'Thinking'));
+    else if (entry.state === 'streaming') content.appendChild(el('span', 'thinking', reading || (entry.kind === 'analysis' ? 'Analyzing' : 'Thinking')));
     box.appendChild(content);
     if (entry.state === 'error') box.appendChild(el('div', 'error', entry.error ?? 'The request failed.'));
     const meta = [entry.state === 'stopped' ? 'Stopped' : '', entry.meta ?? ''].filter(Boolean).join(' · ');
@@ -279,10 +281,15 @@
       }
       case 'busy':
         busy = message.busy;
+        if (!busy) reading = '';
         renderBusy();
         break;
       case 'speed':
         speed.textContent = `${message.tokensPerSecond.toFixed(1)} tok/s`;
+        break;
+      case 'reading':
+        reading = message.text;
+        for (const entry of state.entries) if (entry.state === 'streaming' && !entry.content) renderOne(entry);
         break;
       case 'attach':
         state.attachments.push(message.attachment);

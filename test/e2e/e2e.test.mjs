@@ -175,13 +175,17 @@ describe('end-to-end in a VS Code workbench', () => {
     await workbench.answerInput('Summarize every function.');
     const label = await workbench.statusLabel(/InternLM: reading the workspace, \d+%/, 120_000);
     assert.match(await workbench.statusBar(/InternLM \d+%/), /InternLM \d+%( · ETA \d+[smh])?/);
-    await workbench.screenshot('ask-workspace-progress');
-    await workbench.page.locator(`[id="${EXTENSION_ID}.internlm.status"]`).click();
+    // The chat view shows the same progress in place of "Thinking" until the reply starts.
     const chat = await workbench.chatFrame();
     const reply = chat.locator('.entry.assistant').last();
+    const reading = reply.locator('.thinking', { hasText: /Reading the workspace: \d+% · [\d,]+ \/ [\d,]+ tokens/ });
+    await reading.waitFor({ timeout: 30_000 });
+    const readingText = await reading.innerText();
+    await workbench.screenshot('ask-workspace-progress');
+    await workbench.page.locator(`[id="${EXTENSION_ID}.internlm.status"]`).click();
     await reply.and(chat.locator('.stopped')).waitFor({ timeout: 30_000 });
     await workbench.statusLabel(/InternLM: ready/);
-    console.log(`# status bar during the prefill: ${label}`);
+    console.log(`# status bar during the prefill: ${label}; chat view: ${readingText}`);
   });
 
   it('analyzes the current file and publishes findings as diagnostics', { skip: skipAll }, async () => {
