@@ -157,3 +157,17 @@ test('a KV cache saved on one backend restores on the other (the same bytes per 
   cpu.dispose();
   cuda.dispose();
 });
+
+test('the memory plan on the GPU: its free memory after the weights, a too-long context refused up front', async (t) => {
+  if (!gpu) return t.skip(NO_GPU);
+  const cuda = await Model.load(tiny.paths['gguf-f16'], { device: 'cuda' });
+  const plan = cuda.memoryPlan();
+  assert.match(plan.device, /^cuda:\d+$/);
+  assert.equal(plan.kvBudgetBytes, plan.memoryBytes - plan.workspaceBytes);
+  const { headCountKv, headDim, blockCount } = cuda.info;
+  assert.equal(plan.kvTypes.f16.bytesPerToken, 2 * blockCount * headCountKv * headDim * 2);
+  assert.equal(plan.kvTypes.q8.maxContext, Math.floor(plan.kvBudgetBytes / plan.kvTypes.q8.bytesPerToken));
+  const tooLong = plan.kvTypes.f16.maxContext + 1_000_000;
+  assert.throws(() => cuda.createSession({ contextLength: tooLong, kvType: 'f16', checkMemory: true }), /KV cache in f16; this GPU has/);
+  cuda.dispose();
+});

@@ -29,6 +29,13 @@ struct ModelState {
   std::string device;  // what create_backend chose, e.g. "cuda:0 (NVIDIA H200, 139 GiB)"
 };
 
+// The memory plan of where this model's KV caches live: the GPU's free memory when the backend
+// has one, else host RAM (memory: the RAM to plan for, 0 = MemAvailable).
+MemoryPlan plan_for(const ModelState& m, uint64_t memory) {
+  if (const uint64_t free_bytes = m.backend->device_free_bytes()) return plan_device_memory(*m.model, free_bytes);
+  return plan_memory(*m.model, m.backend->max_batch(), memory);
+}
+
 struct SessionState {
   std::shared_ptr<ModelState> model;
   std::unique_ptr<Session> session;
@@ -441,9 +448,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return guard(env, [&]() -> Napi::Value {
       ModelState& m = live(env);
       const uint64_t memory = info[0].IsNumber() ? uint64_t(info[0].As<Napi::Number>().DoubleValue()) : 0;
-      const ilm::MemoryPlan p = plan_memory(*m.model, m.backend->max_batch(), memory);
+      const ilm::MemoryPlan p = plan_for(m, memory);
       auto o = Napi::Object::New(env);
-      o.Set("device", "cpu");
+      o.Set("device", p.on_device ? m.device.substr(0, m.device.find(' ')) : std::string("cpu"));
       o.Set("memoryBytes", double(p.memory_bytes));
       o.Set("weightsBytes", double(p.weights_bytes));
       o.Set("workspaceBytes", double(p.workspace_bytes));
@@ -472,10 +479,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       const KVType kv_type = info[1].IsString() ? parse_kv_type(info[1].As<Napi::String>().Utf8Value())
                                                 : m.backend->default_kv_type();
       // checkMemory: fail now, naming the numbers, rather than when the cache outgrows RAM later.
-      if (info[2].ToBoolean() && m.backend->name() == "cpu") {
+      if (info[2].ToBoolean()) {
         const uint64_t positions = context > 0 ? context : std::max(m.model->config.context_length, 1);
-        const std::string err =
-            context_fit_error(plan_memory(*m.model, m.backend->max_batch()), kv_type, positions);
+        const std::string err = context_fit_error(plan_for(m, 0), kv_type, positions);
         if (!err.empty()) throw Error(err);
       }
       state->session = std::make_unique<Session>(*m.model, *m.backend, context, kv_type);

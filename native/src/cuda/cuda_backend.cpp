@@ -215,6 +215,12 @@ class CudaBackend final : public Backend {
   int max_batch() const override { return kMaxBatch; }
   void set_threads(int n) override { threads_ = n; }  // host threads are not used on this backend
   int threads() const override { return threads_; }
+  uint64_t device_free_bytes() const override {
+    DeviceScope scope(device_);
+    size_t free_bytes = 0, total = 0;
+    memory_info(&free_bytes, &total);
+    return free_bytes;
+  }
   int max_device_top_k() const override { return std::min(kMaxTopK, c_.vocab_size); }
 
   KVType default_kv_type() const override { return KVType::F16; }

@@ -67,6 +67,9 @@ class Backend {
   virtual int max_device_top_k() const { return 0; }
   virtual void set_threads(int n) = 0;
   virtual int threads() const = 0;
+  // Free memory of the device the KV caches live on, after the weights and the backend's own
+  // buffers; 0 when they live in host RAM (the CPU).
+  virtual uint64_t device_free_bytes() const { return 0; }
 };
 
 std::unique_ptr<Backend> create_cpu_backend(const Model& model, int threads);

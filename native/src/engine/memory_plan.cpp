@@ -61,14 +61,30 @@ MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes) {
   return p;
 }
 
+MemoryPlan plan_device_memory(const Model& model, uint64_t free_bytes) {
+  // Staging buffers of saved-cache transfers, cache growth rounding, CUDA graphs: kept free.
+  constexpr uint64_t kReserve = uint64_t(512) << 20;
+  MemoryPlan p;
+  p.on_device = true;
+  p.memory_bytes = free_bytes;
+  p.weights_bytes = model.file_bytes;
+  p.workspace_bytes = std::min(free_bytes, kReserve);
+  p.kv_budget_bytes = free_bytes - p.workspace_bytes;
+  for (int t = 0; t < MemoryPlan::kTypes; t++) {
+    p.bytes_per_token[t] = kv_bytes_per_token(model.config, KVType(t));
+    p.max_context[t] = p.kv_budget_bytes / p.bytes_per_token[t];
+  }
+  return p;
+}
+
 std::string context_fit_error(const MemoryPlan& plan, KVType type, uint64_t context) {
   const int t = int(type);
   if (context <= plan.max_context[t]) return "";
   const uint64_t free_for_kv = plan.kv_budget_bytes;
   std::ostringstream msg;
   msg << "a " << tokens(context) << "-token context needs " << human(context * plan.bytes_per_token[t])
-      << " of KV cache in " << kv_type_name(type) << "; this machine has " << human(free_for_kv)
-      << " free after the weights and workspace: ";
+      << " of KV cache in " << kv_type_name(type) << "; this " << (plan.on_device ? "GPU" : "machine") << " has "
+      << human(free_for_kv) << " free after the weights and workspace: ";
   // The smallest type that would fit, else the longest context this type allows.
   for (int smaller = t + 1; smaller < MemoryPlan::kTypes; smaller++)
     if (context <= plan.max_context[smaller]) {

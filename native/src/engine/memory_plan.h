@@ -14,6 +14,7 @@ struct MemoryPlan {
   uint64_t weights_bytes = 0;    // the weight files, mapped and counted as resident
   uint64_t workspace_bytes = 0;  // activations of one chunk of `chunk` tokens, logits included
   uint64_t kv_budget_bytes = 0;  // what is left for KV caches
+  bool on_device = false;        // a GPU's memory (plan_device_memory), not host RAM
   static constexpr int kTypes = 4;
   uint64_t bytes_per_token[kTypes] = {};  // indexed by KVType
   uint64_t max_context[kTypes] = {};
@@ -25,6 +26,10 @@ uint64_t kv_bytes_per_token(const ModelConfig& c, KVType type);
 
 // memory_bytes: the RAM to plan for (0 reads MemAvailable from /proc/meminfo).
 MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes = 0);
+
+// The plan for a GPU whose weights and buffers are already allocated: `free_bytes` (the device's
+// free memory now) less a reserve for what sessions allocate beside their caches.
+MemoryPlan plan_device_memory(const Model& model, uint64_t free_bytes);
 
 // Empty when `context` positions of `type` fit; else a message naming the numbers and the way out.
 std::string context_fit_error(const MemoryPlan& plan, KVType type, uint64_t context);

@@ -1,7 +1,8 @@
-// internlm plan: for each KV cache type, the longest context that fits in free host RAM next to
-// the mapped weights and one chunk's workspace (CPU; the numbers come from engine/memory_plan).
+// internlm plan: for each KV cache type, the longest context that fits next to the weights and one
+// chunk's workspace: in host RAM (--device cpu, the default) or in a GPU's free memory after the
+// weights were uploaded (--device cuda[:N]); the numbers come from engine/memory_plan.
 import { KV_TYPES, type MemoryPlan } from '../../../native/index';
-import { parseOptions, requiredString, UsageError } from '../args';
+import { parseOptions, requiredString } from '../args';
 import { ENGINE_FLAGS, engineOptions, loadModel } from '../model';
 import { printJson } from '../output';
 
@@ -10,7 +11,6 @@ export async function planCommand(args: string[]): Promise<void> {
   const engine = engineOptions(options);
   const model = await loadModel(requiredString(options, 'model'), { ...engine, device: engine.device ?? 'cpu' });
   try {
-    if (!model.info.device.startsWith('cpu')) throw new UsageError(`plan covers the CPU only so far (got ${model.info.device})`);
     const plan = model.memoryPlan();
     if (options.json) printJson(plan);
     else process.stdout.write(describe(plan));
@@ -24,8 +24,8 @@ const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 function describe(plan: MemoryPlan): string {
   const lines = [
     `device     ${plan.device}`,
-    `free RAM   ${mib(plan.memoryBytes)}`,
-    `weights    ${mib(plan.weightsBytes)}${plan.weightsInRam ? ' (in RAM, not in free RAM)' : ' (mapped)'}`,
+    `free ${plan.device === 'cpu' ? 'RAM ' : 'GPU '}  ${mib(plan.memoryBytes)}`,
+    `weights    ${mib(plan.weightsBytes)}${plan.device !== 'cpu' ? ' (on the GPU, not in free)' : plan.weightsInRam ? ' (in RAM, not in free RAM)' : ' (mapped)'}`,
     `for KV     ${mib(plan.kvBudgetBytes)}`,
     `workspace  ${mib(plan.workspaceBytes)}`,
     'kv type  bytes/token  max context',
