@@ -72,7 +72,7 @@ function sideContexts(info: ModelInfo, cap: number): Omit<Record<Purpose, number
 
 const sum = (side: Omit<Record<Purpose, number>, 'workspace'>) => side.completion + side.chat + side.analyze;
 
-/** Whether `plan` describes the memory the model's KV caches live in (it covers the CPU only so far). */
+/** Whether `plan` describes the memory the model's KV caches live in (host RAM, or the GPU the model runs on). */
 function planCovers(plan: MemoryPlan, info: ModelInfo): boolean {
   return plan.device.split(':')[0] === info.device.split(/[\s:(]/)[0];
 }
