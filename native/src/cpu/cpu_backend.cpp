@@ -202,10 +202,14 @@ class CpuBackend final : public Backend {
     }
     act_key_ = key;
     const size_t ldw = W.row_bytes();
-    constexpr int kRowBlock = 16, kTokBlock = 32;
-    const int row_blocks = (nr + kRowBlock - 1) / kRowBlock;
+    constexpr int kTokBlock = 32;
+    // Prefill reuses each 16-row block across the tokens. Decode streams every weight once: there
+    // a few long contiguous ranges per thread keep the hardware prefetcher on one stream, where
+    // 16-row blocks handed out in turn restart it every few KB in each thread.
+    const int row_block = nt <= 2 ? std::max(16, (nr / (pool_->size() * 4) + 15) / 16 * 16) : 16;
+    const int row_blocks = (nr + row_block - 1) / row_block;
     run_parallel(row_blocks, double(nr) * n * nt, [&](int b, int) {
-      const int r0 = b * kRowBlock, rn = std::min(kRowBlock, nr - r0);
+      const int r0 = b * row_block, rn = std::min(row_block, nr - r0);
       for (int t0 = 0; t0 < nt; t0 += kTokBlock) {
         const int tn = std::min(kTokBlock, nt - t0);
         tile(W.data + size_t(r0) * ldw, ldw, xs + size_t(t0) * ldx, ldx, Y + size_t(t0) * ldy + r0, size_t(ldy), rn, tn, n);
