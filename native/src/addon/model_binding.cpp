@@ -537,11 +537,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
       }
       auto_weights = !weights.IsString() || weights.As<Napi::String>().Utf8Value() == "auto";
     }
-    // auto: the CPU streams every weight per token and wants them in huge-page RAM
-    // (util/mapped_file.h); a GPU copies them once, so mapping is enough there.
-    if (auto_weights)
-      options.weights = device == "cpu" || (device == "auto" && !cuda_device_present()) ? LoadOptions::Weights::RamIfFits
-                                                                                         : LoadOptions::Weights::Mapped;
+    if (auto_weights) options.weights = auto_weights_for(device);
     auto progress = std::make_shared<Napi::FunctionReference>();
     if (info[2].IsFunction()) *progress = Napi::Persistent(info[2].As<Napi::Function>());
     return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, device, progress](const Post& post) {

@@ -27,10 +27,8 @@ __global__ void embed_kernel(DevMatrix table, const int32_t* tokens, float* x) {
   }
 }
 
-// One block per row. Sum of squares in f32 (the CPU sums in double; the difference is ~1e-7).
-__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int dim, float eps) {
-  const float* xr = x + size_t(blockIdx.x) * dim;
-  float* o = out + size_t(blockIdx.x) * dim;
+// 1 / sqrt(mean(x²) + eps) of one row, reduced over the whole block (every thread gets it).
+static __device__ __forceinline__ float rms_scale(const float* xr, int dim, float eps) {
   float sum = 0.0f;
   for (int k = threadIdx.x; k < dim; k += blockDim.x) sum += xr[k] * xr[k];
   __shared__ float partial[32];
@@ -43,7 +41,14 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int d
     if (threadIdx.x == 0) partial[0] = s;
   }
   __syncthreads();
-  const float scale = 1.0f / sqrtf(partial[0] / float(dim) + eps);
+  return 1.0f / sqrtf(partial[0] / float(dim) + eps);
+}
+
+// One block per row. Sum of squares in f32 (the CPU sums in double; the difference is ~1e-7).
+__global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int dim, float eps) {
+  const float* xr = x + size_t(blockIdx.x) * dim;
+  float* o = out + size_t(blockIdx.x) * dim;
+  const float scale = rms_scale(xr, dim, eps);
   for (int k = threadIdx.x; k < dim; k += blockDim.x) o[k] = xr[k] * scale * w[k];
 }
 
@@ -51,19 +56,7 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int d
 // sum of squares and scale, the same normalized values, then one warp per 32-value block.
 __global__ void rmsnorm_q8_kernel(const float* x, const float* w, float* out, int8_t* q, float* d, int dim, float eps) {
   const float* xr = x + size_t(blockIdx.x) * dim;
-  float sum = 0.0f;
-  for (int k = threadIdx.x; k < dim; k += blockDim.x) sum += xr[k] * xr[k];
-  __shared__ float partial[32];
-  sum = warp_sum(sum);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
-    s = warp_sum(s);
-    if (threadIdx.x == 0) partial[0] = s;
-  }
-  __syncthreads();
-  const float scale = 1.0f / sqrtf(partial[0] / float(dim) + eps);
+  const float scale = rms_scale(xr, dim, eps);
   const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
   const int nb = dim / 32;
   for (int b = threadIdx.x >> 5; b < nb; b += warps) {

@@ -84,7 +84,8 @@ std::unique_ptr<Backend> create_backend(const Model& model, const std::string& d
 // The backends this build includes: "cpu", plus "cuda" when it was built with CUDA.
 std::vector<std::string> available_backends();
 
-// True when this build has CUDA and a usable GPU is present (no backend is created).
-bool cuda_device_present();
+// Where "auto" puts the weights for `device`: the CPU streams every weight per token and wants them
+// in huge-page RAM (util/mapped_file.h); a GPU copies them once, so the mapping is enough there.
+LoadOptions::Weights auto_weights_for(const std::string& device);
 
 }  // namespace ilm

@@ -40,13 +40,15 @@ std::vector<std::string> available_backends() {
 #endif
 }
 
-bool cuda_device_present() {
+LoadOptions::Weights auto_weights_for(const std::string& device) {
+  bool gpu = false;
+  const DeviceChoice choice = parse_device(device);
+  if (choice.kind == DeviceChoice::Cuda) gpu = true;
 #ifdef INTERNLM_WITH_CUDA
   std::string reason;
-  return !cuda::list_devices(&reason).empty();
-#else
-  return false;
+  if (choice.kind == DeviceChoice::Auto) gpu = !cuda::list_devices(&reason).empty();
 #endif
+  return gpu ? LoadOptions::Weights::Mapped : LoadOptions::Weights::RamIfFits;
 }
 
 std::unique_ptr<Backend> create_backend(const Model& model, const std::string& device, int threads,
