@@ -22,15 +22,19 @@
 //
 //   node bench/gpu-check.mjs [--out DIR] [--budget S] [--no-build] [--skip-speed] [--skip-parity]
 //                            [--skip-long] [--long-real-1m] [--models DIR]
-//   node bench/gpu-check.mjs --pack   (here: packs node for a GPU machine into tmp/gpu-carry)
+//   node bench/gpu-check.mjs --pack [--binaries-only]   (here: packs node and sm_90 binaries built
+//        from these sources for a GPU machine into tmp/gpu-carry; there the build stage uses them
+//        when native/ is unchanged and they run, else builds; --no-prebuilt always builds)
 //   node bench/gpu-check.mjs --report FILE [--results PATH]   (here: bench/RESULTS.md from a run's
 //        gpu-check.json, the table also printed)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unitRandom } from '../test/fixtures/make-model.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -50,6 +54,10 @@ const deadline = Number(option('--deadline', String(started + budgetMs)));  // p
 const results = { date: new Date().toISOString(), checks: [], parity: [], kvPortability: [], speed: [], long: [], stages: [], ceilings: {} };
 const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s]`, ...a);
 const remainingMs = () => deadline - Date.now();
+
+// Binaries built here for sm_90 by --pack (see usePrebuilt).
+const PREBUILT = path.join(root, 'tmp', 'gpu-carry', 'prebuilt-sm90.tar.xz');
+const PREBUILT_FILES = ['internlm.node', 'cuda_bench', 'cuda_kv_bench', 'make_random_gguf'];
 
 // The 7B-shape speed models (random weights of InternLM2.5-7B's shape), kept in --models.
 const SHAPE = { dim: 4096, layers: 32, heads: 32, kvHeads: 8, ffn: 14336, vocab: 92544 };
@@ -173,7 +181,11 @@ const modelTypes = [...(wantSpeed ? SPEED_TYPES : []), ...(wantLong && !wantSpee
 let speedModels = null;
 if (!phase) {
   log(`GPU: ${gpu.name} (compute ${gpu.cap}, driver ${gpu.driver}, ${gpu.memory}); budget ${(budgetMs / 1000).toFixed(0)} s`);
-  if (!flag('--no-build')) {
+  const prebuiltWhy = flag('--no-build') || flag('--no-prebuilt') ? 'not wanted' : usePrebuilt();
+  if (prebuiltWhy === null) {
+    stageDone('build', started, 'prebuilt binaries (sources match, probes passed)');
+  } else if (!flag('--no-build')) {
+    if (prebuiltWhy !== 'not wanted') log(`prebuilt binaries not used: ${prebuiltWhy}`);
     const t0 = Date.now();
     // nvcc outside PATH (CUDA images often keep it in /usr/local/cuda/bin) would silently give a CPU-only build.
     const cudaBin = '/usr/local/cuda/bin';
@@ -275,17 +287,7 @@ const require = createRequire(import.meta.url);
 const addon = phase ? require(path.join(buildDir, 'internlm.node')) : null;
 const load = (file, options) => addon.loadModel(file, options, () => {});
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(seed);
+const random = unitRandom(seed);
 const randomTokens = (n, vocab) => Array.from({ length: n }, () => 3 + Math.floor(random() * (vocab - 3)));
 
 // Max |Δlogprob| over the CPU's top-20 of each row (the GPU reports its top-40, which must contain them).
@@ -628,9 +630,80 @@ function writeResults(results) {
   return lines;
 }
 
-// Packs this machine's node (binary + headers) for a GPU machine that has none: carry
-// tmp/gpu-carry and node_modules/node-addon-api, unpack with tar -xJf tmp/gpu-carry/node.tar.xz -C /tmp.
+// ---------------------------------------------------------------- prebuilt binaries
+
+// The build is the slowest stage on the GPU machine (minutes of its budget), so --pack also builds
+// the binaries here for sm_90 and gpu-check uses them there when they were built from the same
+// native/ sources and they run (this machine's libraries may differ from the GPU image's).
+
+// One hash of every file under native/ except build folders: equal hashes, equal binaries.
+function nativeSourceHash() {
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (!entry.name.startsWith('build')) walk(full);
+      } else if (entry.isFile()) {
+        hash.update(path.relative(root, full)).update('\0').update(readFileSync(full)).update('\0');
+      }
+    }
+  };
+  walk(path.join(root, 'native'));
+  return hash.digest('hex');
+}
+
+// null when the prebuilt binaries are in native/build and work on this machine, else why not.
+function usePrebuilt() {
+  if (!existsSync(PREBUILT)) return 'none carried (bench/gpu-check.mjs --pack makes them)';
+  if (gpu.cap !== '9.0') return `built for sm_90, this GPU is compute ${gpu.cap}`;
+  const unpacked = path.join(os.tmpdir(), 'ilm-prebuilt');
+  rmSync(unpacked, { recursive: true, force: true });
+  mkdirSync(unpacked, { recursive: true });
+  const untar = spawnSync('tar', ['-xJf', PREBUILT, '-C', unpacked], { encoding: 'utf8' });
+  if (untar.status !== 0) return `cannot unpack: ${untar.stderr.trim()}`;
+  const manifest = JSON.parse(readFileSync(path.join(unpacked, 'manifest.json'), 'utf8'));
+  if (manifest.sources !== nativeSourceHash()) return 'native/ changed since they were built';
+  mkdirSync(buildDir, { recursive: true });
+  for (const f of PREBUILT_FILES) execFileSync('cp', [path.join(unpacked, f), path.join(buildDir, f)]);
+  const why = probePrebuilt();
+  if (why) for (const f of PREBUILT_FILES) rmSync(path.join(buildDir, f), { force: true });  // the build must not take them for up to date
+  else log(`using prebuilt binaries (${manifest.nvcc}; built ${manifest.date})`);
+  return why;
+}
+
+function probePrebuilt() {
+  const probe = spawnSync(path.join(buildDir, 'cuda_bench'), ['devices'], { encoding: 'utf8', timeout: 60_000 });
+  if (probe.status !== 0) return `cuda_bench does not run here: ${(probe.stderr || probe.stdout || String(probe.error)).trim().slice(0, 300)}`;
+  const addonProbe = spawnSync(process.execPath, ['-e',
+    `if (typeof require(${JSON.stringify(path.join(buildDir, 'internlm.node'))}).loadModel !== 'function') process.exit(3)`,
+  ], { encoding: 'utf8', timeout: 60_000 });
+  if (addonProbe.status !== 0) return `the addon does not load here: ${(addonProbe.stderr || String(addonProbe.error)).trim().slice(0, 300)}`;
+  return null;
+}
+
+function prebuild() {
+  const dir = path.join(root, 'tmp', 'gpu-prebuilt-build');
+  console.log(`building the sm_90 binaries in ${dir}`);
+  execFileSync(process.execPath, [path.join(root, 'native', 'build.mjs')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, INTERNLM_BUILD_DIR: dir, INTERNLM_CUDA: 'ON', INTERNLM_CUDA_ARCHS: '90' },
+  });
+  for (const f of PREBUILT_FILES) if (!existsSync(path.join(dir, f))) throw new Error(`${f} was not built (is nvcc on PATH?)`);
+  const nvcc = execFileSync('nvcc', ['--version'], { encoding: 'utf8' }).trim().split('\n').at(-1);
+  const manifest = { sources: nativeSourceHash(), archs: '90', nvcc, date: new Date().toISOString() };
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  execFileSync('tar', ['-cJf', PREBUILT, '-C', dir, 'manifest.json', ...PREBUILT_FILES], { env: { ...process.env, XZ_OPT: '-6 -T0' } });
+  console.log(`${PREBUILT}: ${(statSync(PREBUILT).size / 1e6).toFixed(1)} MB`);
+}
+
+// Packs this machine's node (binary + headers) for a GPU machine that has none, and the sm_90
+// binaries: carry tmp/gpu-carry and node_modules/node-addon-api, unpack node with
+// tar -xJf tmp/gpu-carry/node.tar.xz -C /tmp. --pack --binaries-only refreshes just the binaries.
 function pack() {
+  mkdirSync(path.join(root, 'tmp', 'gpu-carry'), { recursive: true });
+  prebuild();
+  if (flag('--binaries-only')) return;
   const dest = path.join(root, 'tmp', 'gpu-carry');
   const stage = path.join(os.tmpdir(), 'ilm-node-pack', 'node');
   rmSync(path.dirname(stage), { recursive: true, force: true });

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const buildDir = path.join(here, 'build');
+// INTERNLM_BUILD_DIR builds elsewhere (bench/gpu-check.mjs --pack prebuilds the GPU machine's binaries).
+const buildDir = process.env.INTERNLM_BUILD_DIR ? path.resolve(process.env.INTERNLM_BUILD_DIR) : path.join(here, 'build');
 
 function nodeIncludeDir() {
   const candidates = [

@@ -828,12 +828,13 @@ int main(int argc, char** argv) {
     std::printf("{\"kind\":\"device\",\"name\":\"%s\",\"cc\":\"%d.%d\",\"sms\":%d,\"total_gib\":%.1f,\"free_gib\":%.1f}\n",
                 d.name.c_str(), d.cc_major, d.cc_minor, d.sm_count, gib(d.total_bytes), gib(d.free_bytes));
     std::fflush(stdout);
+    if (mode == "devices") return 0;  // the device line above is the answer (gpu-check's probe)
     if (mode == "check") return run_checks(argc > 2 ? argv[2] : "") == 0 ? 0 : 1;
     if (mode == "bench") {
       run_bench();
       return 0;
     }
-    std::fprintf(stderr, "usage: cuda_bench check|bench\n");
+    std::fprintf(stderr, "usage: cuda_bench check|bench|devices\n");
     return 2;
   } catch (const std::exception& e) {
     std::printf("{\"kind\":\"error\",\"message\":\"%s\"}\n", e.what());
