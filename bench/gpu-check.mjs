@@ -366,6 +366,11 @@ function portabilityCase(preset, file, kv, prompt) {
     log(`${ok ? 'ok  ' : 'FAIL'} ${preset} kv ${kv.padEnd(3)} ${l.direction}: max|Δlogprob| ${l.max_delta.toExponential(2)} ` +
       `(limit ${LIMITS.portability}); device top-k vs host sort: ${l.topk_id_mismatches} id mismatches, max logit diff ${l.topk_max_logit_diff}`);
   }
+  for (const l of r.lines.filter((l) => l.kind === 'growth')) {
+    const ok = l.differing_bytes === 0 && l.capacity >= l.positions && (l.positions <= 64 || l.growths > 0);
+    results.kvPortability.push({ preset, kv, direction: `grown ${l.growths} times to ${l.capacity}`, differing: l.differing_bytes, ok });
+    log(`${ok ? 'ok  ' : 'FAIL'} ${preset} kv ${kv.padEnd(3)} cache grown ${l.growths} times to ${l.capacity} positions: ${l.differing_bytes} bytes differ from the rows written`);
+  }
   for (const l of r.lines.filter((l) => l.kind === 'greedy')) {
     results.kvPortability.push({ preset, kv, direction: 'greedy sample_best vs sample', differing: l.differing, ok: l.differing === 0 });
     log(`${l.differing === 0 ? 'ok  ' : 'FAIL'} ${preset} kv ${kv.padEnd(3)} greedy through device top-1: ${l.differing} of ${l.steps} steps differ`);

@@ -191,6 +191,36 @@ int parity(const std::string& path, std::map<std::string, std::string>& o) {
                 kv_type_name(kv), direction == 0 ? "cpu->gpu" : "gpu->cpu", prompt, steps, worst, top_mismatch, worst_top);
     std::fflush(stdout);
   }
+  // Growth: a GPU cache made for one position and grown as rows arrive (as a session's prefill
+  // grows it) must hold exactly the bytes written before each growth.
+  {
+    auto ref = cpu->create_cache(prompt, kv);
+    run(*cpu, *ref, tokens, 0, prompt, base, nullptr);
+    auto grown = gpu->create_cache(1, kv);
+    const size_t bytes = ref->position_bytes() * size_t(prompt);
+    std::vector<uint8_t> want(bytes), got(bytes);
+    int growths = 0, capacity = grown->capacity();
+    for (int at = 0, n = 0; at < prompt; at += n) {
+      n = std::min(37, prompt - at);
+      grown->reserve(at + n);
+      if (grown->capacity() != capacity) growths++, capacity = grown->capacity();
+      for (int l = 0; l < c.n_layers; l++)
+        for (bool v : {false, true}) {
+          ref->read_rows(l, v, at, n, want.data());
+          grown->write_rows(l, v, at, n, want.data());
+        }
+    }
+    size_t differing = 0;
+    for (int l = 0; l < c.n_layers; l++)
+      for (bool v : {false, true}) {
+        ref->read_rows(l, v, 0, prompt, want.data());
+        grown->read_rows(l, v, 0, prompt, got.data());
+        for (size_t i = 0; i < bytes; i++) differing += want[i] != got[i];
+      }
+    std::printf("{\"kind\":\"growth\",\"kv\":\"%s\",\"positions\":%d,\"growths\":%d,\"capacity\":%d,\"differing_bytes\":%zu}\n",
+                kv_type_name(kv), prompt, growths, grown->capacity(), differing);
+    std::fflush(stdout);
+  }
   // Greedy decoding through Sampler + device top-1 must pick the tokens the full row gives.
   {
     auto ca = gpu->create_cache(prompt + steps, kv), cb = gpu->create_cache(prompt + steps, kv);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "cuda/cuda_util.h"
 #include "cuda/cuda_weights.h"
@@ -63,14 +64,22 @@ int sm_count_of(int device) {
 }
 
 // K (after RoPE) and V of every layer in the session's KV type, head-major (kernels.h, KVLayer):
-// one allocation of [layer][K, V][kv_head][capacity] code rows, and for q8/q4 one of the
+// per layer, one allocation of [K, V][kv_head][capacity] code rows and, for q8/q4, one of the
 // matching (scale, zero) pairs. read_rows / write_rows speak the CPU's position-major rows, so a
 // saved cache restores on either backend.
+//
+// Growing moves every row block to a wider stride, so old and new buffers exist at once. Layer by
+// layer, that costs the old cache plus one layer of the new one. (With one allocation for all
+// layers it cost old + new: a session's prefill, which grows the cache chunk by chunk from 512
+// positions, stopped growing near half of the free memory; a q8 7B cache, 68 KiB per position,
+// on an H200 with ~131 GiB free ran out at ~1.0M positions, though ~1.9M fit.) Each layer keeps
+// its own capacity (KVLayer::capacity), so a growth that fails halfway leaves a valid cache whose
+// capacity() is the smallest layer's.
 class CudaKVCache final : public KVCache {
  public:
   CudaKVCache(int device, const ModelConfig& c, int capacity, KVType type)
       : device_(device), type_(type), layers_(c.n_layers), n_kv_(c.n_kv_heads), hd_(c.head_dim),
-        code_bytes_(kv_code_bytes(type, c.head_dim)) {
+        code_bytes_(kv_code_bytes(type, c.head_dim)), per_layer_(size_t(c.n_layers)) {
     reserve(capacity);
   }
 
@@ -81,32 +90,49 @@ class CudaKVCache final : public KVCache {
     DeviceScope scope(device_);
     const int exact = round_up(n);
     const int grown = round_up(int(std::min<int64_t>(std::max<int64_t>(n, int64_t(capacity_) + capacity_ / 2),
-                                                       INT32_MAX - kKVPositionAlign)));
-    DeviceArray<uint8_t> data;
-    DeviceArray<float> pairs;
-    try {
-      allocate(grown, data, pairs);
-    } catch (const Error&) {
-      if (grown == exact) throw;
-      allocate(exact, data, pairs);  // the 1.5x headroom does not fit, the exact size may
-    }
-    const int new_capacity = int(data.size() / (size_t(planes()) * code_bytes_));
-    if (capacity_ > 0) {
-      // Positions [0, capacity_) of every (layer, K/V, head) row block move to the wider stride.
-      const size_t old_pitch = size_t(capacity_) * code_bytes_, new_pitch = size_t(new_capacity) * code_bytes_;
-      check(cudaMemcpy2D(data.get(), new_pitch, data_.get(), old_pitch, old_pitch, planes(), cudaMemcpyDeviceToDevice),
-            "KV cache copy");
-      if (kv_quantized(type_))
-        check(cudaMemcpy2D(pairs.get(), size_t(new_capacity) * 8, pairs_.get(), size_t(capacity_) * 8,
-                           size_t(capacity_) * 8, planes(), cudaMemcpyDeviceToDevice),
+                                                     INT32_MAX - kKVPositionAlign)));
+    // 1.5x headroom (few regrowths: each copies the cache and recaptures its graphs) when it fits,
+    // else as much of it as fits, else the exact size (tried even when it looks too big).
+    int target = std::max(exact, std::min(grown, fitting_capacity(n)));
+    // Whatever happens below, capacity() and the graphs (they hold the old pointers) follow the
+    // layers' buffers as they are now.
+    struct Settle {
+      CudaKVCache* cache;
+      bool changed = false;
+      ~Settle() {
+        if (!changed) return;
+        int smallest = INT32_MAX;
+        for (const LayerBuffers& L : cache->per_layer_) smallest = std::min(smallest, L.capacity);
+        cache->capacity_ = cache->per_layer_.empty() ? 0 : smallest;
+        cache->decode_graph.reset();
+        cache->decode_graph_top.reset();
+      }
+    } settle{this};
+    for (LayerBuffers& L : per_layer_) {
+      if (L.capacity >= n) continue;
+      LayerBuffers fresh;
+      try {
+        allocate(target, n, fresh);
+      } catch (const Error&) {
+        if (target == exact) throw;
+        target = exact;  // for this layer and the rest, so that they stay alike
+        allocate(target, n, fresh);
+      }
+      if (L.capacity > 0) {
+        // Positions [0, L.capacity) of every (K/V, head) row block move to the wider stride.
+        const size_t old_pitch = size_t(L.capacity) * code_bytes_, new_pitch = size_t(fresh.capacity) * code_bytes_;
+        check(cudaMemcpy2D(fresh.data.get(), new_pitch, L.data.get(), old_pitch, old_pitch, blocks(),
+                           cudaMemcpyDeviceToDevice),
               "KV cache copy");
-      check(cudaDeviceSynchronize(), "KV cache copy");
+        if (kv_quantized(type_))
+          check(cudaMemcpy2D(fresh.pairs.get(), size_t(fresh.capacity) * 8, L.pairs.get(), size_t(L.capacity) * 8,
+                             size_t(L.capacity) * 8, blocks(), cudaMemcpyDeviceToDevice),
+                "KV cache copy");
+        check(cudaDeviceSynchronize(), "KV cache copy");
+      }
+      L = std::move(fresh);  // frees this layer's old buffers before the next layer allocates
+      settle.changed = true;
     }
-    data_ = std::move(data);
-    pairs_ = std::move(pairs);
-    capacity_ = new_capacity;
-    decode_graph.reset();  // they point at the old buffers
-    decode_graph_top.reset();
   }
 
   KVType type() const override { return type_; }
@@ -145,17 +171,18 @@ class CudaKVCache final : public KVCache {
   }
 
   KVLayer layer(int l) const {
+    const LayerBuffers& L = per_layer_[size_t(l)];
     KVLayer kv;
     kv.type = type_;
-    kv.capacity = capacity_;
+    kv.capacity = L.capacity;
     kv.n_kv_heads = n_kv_;
     kv.head_dim = hd_;
-    const size_t plane_rows = size_t(n_kv_) * capacity_;  // (head, position) rows of one plane
-    kv.k.data = data_.get() + size_t(2 * l) * plane_rows * code_bytes_;
-    kv.v.data = data_.get() + size_t(2 * l + 1) * plane_rows * code_bytes_;
+    const size_t plane_rows = size_t(n_kv_) * L.capacity;  // (head, position) rows of one plane
+    kv.k.data = L.data.get();
+    kv.v.data = L.data.get() + plane_rows * code_bytes_;
     if (kv_quantized(type_)) {
-      kv.k.sz = pairs_.get() + size_t(2 * l) * plane_rows * 2;
-      kv.v.sz = pairs_.get() + size_t(2 * l + 1) * plane_rows * 2;
+      kv.k.sz = L.pairs.get();
+      kv.v.sz = L.pairs.get() + plane_rows * 2;
     }
     return kv;
   }
@@ -166,8 +193,14 @@ class CudaKVCache final : public KVCache {
   GraphExec decode_graph_top;  // one-token step, top-k candidates back
 
  private:
+  struct LayerBuffers {
+    DeviceArray<uint8_t> data;  // [K, V][kv_head][capacity][code_bytes]
+    DeviceArray<float> pairs;   // [K, V][kv_head][capacity] (scale, zero), q8/q4 only
+    int capacity = 0;
+  };
+
   static int round_up(int n) { return (n + kKVPositionAlign - 1) / kKVPositionAlign * kKVPositionAlign; }
-  int planes() const { return 2 * layers_ * n_kv_; }  // (layer, K/V, head) row blocks
+  int blocks() const { return 2 * n_kv_; }  // (K/V, head) row blocks of one layer
 
   void check_range(int layer, int from, int n) const {
     if (layer < 0 || layer >= layers_ || from < 0 || n < 0 || int64_t(from) + n > capacity_)
@@ -175,23 +208,65 @@ class CudaKVCache final : public KVCache {
                   " + " + std::to_string(n) + " of " + std::to_string(capacity_) + ")");
   }
 
-  void allocate(int positions, DeviceArray<uint8_t>& data, DeviceArray<float>& pairs) const {
-    const std::string what = "the KV cache for " + std::to_string(positions) + " positions (" + kv_type_name(type_) + ")";
+  // One layer's buffers for `positions` positions (a cache growing to hold `wanted`).
+  void allocate(int positions, int wanted, LayerBuffers& out) const {
+    const size_t rows = size_t(blocks()) * positions;
     try {
-      data = DeviceArray<uint8_t>(size_t(planes()) * positions * code_bytes_, device_, what);
-      if (kv_quantized(type_)) pairs = DeviceArray<float>(size_t(planes()) * positions * 2, device_, what + " (scales)");
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + "; use a shorter context or a smaller KV type (q8, q4)");
+      out.data = DeviceArray<uint8_t>(rows * code_bytes_, device_, "the KV cache");
+      if (kv_quantized(type_)) out.pairs = DeviceArray<float>(rows * 2, device_, "the KV cache");
+      out.capacity = positions;
+    } catch (const Error&) {
+      out.data.reset();
+      out.pairs.reset();
+      size_t free_bytes = 0, total = 0;
+      if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) cudaGetLastError();
+      const size_t per_position = size_t(layers_) * layer_position_bytes();
+      throw Error("the KV cache for " + std::to_string(wanted) + " positions (" + kv_type_name(type_) + ") needs " +
+                  format_gib(per_position * size_t(wanted)) + " of GPU memory; GPU " + std::to_string(device_) +
+                  " has " + format_gib(free_bytes) + " free besides the " + format_gib(bytes_held()) +
+                  " this cache holds; use a shorter context or a smaller KV type (q8, q4)");
     }
+  }
+
+  // Bytes of one position of one layer: K and V codes of every head and, for q8/q4, their pairs.
+  size_t layer_position_bytes() const { return size_t(blocks()) * (code_bytes_ + (kv_quantized(type_) ? 8 : 0)); }
+
+  // The largest capacity (a multiple of kKVPositionAlign) to which every layer below n positions
+  // can grow in the device's free memory now, keeping kGrowSlackBytes free (staging buffers,
+  // graphs, other allocations). Layer by layer, growing them to t needs the sum of their (t - old)
+  // plus the largest old layer, which is still held while its last copy runs. 0: none or unknown.
+  int fitting_capacity(int n) const {
+    constexpr size_t kGrowSlackBytes = size_t(512) << 20;
+    size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    const size_t per = layer_position_bytes();
+    size_t growing = 0, old_bytes = 0, largest_old = 0;
+    for (const LayerBuffers& L : per_layer_) {
+      if (L.capacity >= n) continue;
+      growing++;
+      old_bytes += size_t(L.capacity) * per;
+      largest_old = std::max(largest_old, size_t(L.capacity) * per);
+    }
+    if (growing == 0 || free_bytes + old_bytes <= kGrowSlackBytes + largest_old) return 0;
+    const size_t t = (free_bytes + old_bytes - kGrowSlackBytes - largest_old) / (growing * per);
+    return int(std::min<size_t>(t, INT32_MAX - kKVPositionAlign)) / kKVPositionAlign * kKVPositionAlign;
+  }
+
+  size_t bytes_held() const {
+    size_t total = 0;
+    for (const LayerBuffers& L : per_layer_) total += L.data.bytes() + L.pairs.bytes();
+    return total;
   }
 
   int device_;
   KVType type_;
   int layers_, n_kv_, hd_;
   size_t code_bytes_;
-  int capacity_ = 0;
-  DeviceArray<uint8_t> data_;
-  DeviceArray<float> pairs_;
+  int capacity_ = 0;  // the smallest layer's
+  std::vector<LayerBuffers> per_layer_;
 };
 
 class CudaBackend final : public Backend {
@@ -225,8 +300,9 @@ class CudaBackend final : public Backend {
 
   KVType default_kv_type() const override { return KVType::F16; }
   std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) override {
-    if (c_.head_dim % 16 != 0 || c_.head_dim > kMaxHeadDim)
-      throw Error("head dimension " + std::to_string(c_.head_dim) + " has no CUDA KV cache");
+    // The head sizes prefill (flash) attention is instantiated for; InternLM2.5 uses 128.
+    if (c_.head_dim != 16 && c_.head_dim != 32 && c_.head_dim != 64 && c_.head_dim != 128)
+      throw Error("head dimension " + std::to_string(c_.head_dim) + " is not supported by the CUDA backend (16, 32, 64, 128)");
     {
       // The decode split for this type, now rather than inside a graph capture (it queries the
       // kernel's occupancy).
@@ -240,7 +316,17 @@ class CudaBackend final : public Backend {
   void forward(KVCache& cache_base, const ForwardRequest& req) override {
     std::lock_guard<std::mutex> lock(mutex_);  // one forward at a time: scratch and stream are shared
     DeviceScope scope(device_);
-    auto& cache = dynamic_cast<CudaKVCache&>(cache_base);
+    try {
+      forward_locked(dynamic_cast<CudaKVCache&>(cache_base), req);
+    } catch (...) {
+      // Kernels enqueued before the failure must finish before the next call rewrites the pinned
+      // step buffer or grows the cache (its copies do not wait for this stream).
+      if (cudaStreamSynchronize(stream_.get()) != cudaSuccess) cudaGetLastError();
+      throw;
+    }
+  }
+
+  void forward_locked(CudaKVCache& cache, const ForwardRequest& req) {
     const int nt = req.n_tokens;
     if (nt <= 0) return;
     if (nt > kMaxBatch) throw Error("the CUDA backend takes at most " + std::to_string(kMaxBatch) + " tokens per call");

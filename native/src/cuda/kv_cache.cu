@@ -96,13 +96,19 @@ __global__ void __launch_bounds__(kRopeWarps * 32)
         } else {
           theta = float(pos) * params->inv_freq[p];
         }
-        float sn, cs;
-        sincosf(theta, &sn, &cs);
+        // In double, then rounded: what glibc's sinf/cosf give (the CPU's std::sin/std::cos),
+        // where sincosf may be 2 ulp off. Costs nothing next to the memory traffic.
+        double sn_d, cs_d;
+        sincos(double(theta), &sn_d, &cs_d);
+        const float sn = float(sn_d), cs = float(cs_d);
         const int a = pairwise ? 2 * p : p;
         const int b = pairwise ? 2 * p + 1 : p + half;
         const float x0 = src[a], x1 = src[b];
-        buf[a] = x0 * cs - x1 * sn;
-        buf[b] = x0 * sn + x1 * cs;
+        // Rounded products, no FMA: what the CPU computes (x86-64: cpu_backend.cpp is built
+        // without FMA). nvcc contracted these into fmaf, which moved a quarter of the rotated
+        // values by an ulp even where sin/cos agree.
+        buf[a] = __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn));
+        buf[b] = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, cs));
       }
     } else {
       for (int i = lane; i < hd; i += 32) buf[i] = src[i];
