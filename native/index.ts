@@ -169,6 +169,7 @@ export type KVType = (typeof KV_TYPES)[number];
 interface NativeSession {
   ropeBase(): number;
   length(): number;
+  cacheCapacity(): number;
   tokens(): number[];
   evaluate(tokens: number[], topK: number, onPrefillProgress?: PrefillProgressFn, ropeLength?: number): Promise<EvaluateResult>;
   generate(
@@ -262,23 +263,43 @@ async function withSignal<T>(signal: AbortSignal | undefined, cancel: () => void
 }
 
 export class Session {
+  /** Engine calls still running: each holds this session's KV cache until it ends. */
+  private readonly running = new Set<Promise<unknown>>();
+
   constructor(private readonly handle: NativeSession) {}
+
+  /**
+   * Resolves when no engine call of this session is running. After dispose() (or a cancel), a
+   * call ends at the engine's next chunk boundary, and its KV cache is freed only then.
+   */
+  settled(): Promise<void> {
+    return Promise.all([...this.running]).then(() => undefined);
+  }
+
+  private track<T>(call: Promise<T>): Promise<T> {
+    const ended = call.then(() => undefined, () => undefined);
+    this.running.add(ended);
+    void ended.then(() => this.running.delete(ended));
+    return call;
+  }
 
   /** The RoPE base this session's KV cache was built with. */
   get ropeBase(): number { return this.handle.ropeBase(); }
   /** Positions currently held in the KV cache. */
   get length(): number { return this.handle.length(); }
+  /** Positions the KV cache has room for now: it grows as needed, never past the session's context. */
+  get cacheCapacity(): number { return this.handle.cacheCapacity(); }
   get tokens(): number[] { return this.handle.tokens(); }
 
   /** Appends tokens to the cache, returning top-K log-probabilities per position. */
   evaluate(tokens: number[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
-    return withSignal(options.signal, () => this.handle.cancel(),
-      () => this.handle.evaluate(tokens, options.topK ?? 0, options.onPrefillProgress, options.ropeLength ?? 0));
+    return this.track(withSignal(options.signal, () => this.handle.cancel(),
+      () => this.handle.evaluate(tokens, options.topK ?? 0, options.onPrefillProgress, options.ropeLength ?? 0)));
   }
 
   generate(options: GenerateOptions): Promise<GenerateResult> {
     const { signal, onText, onPrefillProgress, ...rest } = options;
-    return withSignal(signal, () => this.handle.cancel(), () => this.handle.generate(rest, onText ?? (() => {}), onPrefillProgress));
+    return this.track(withSignal(signal, () => this.handle.cancel(), () => this.handle.generate(rest, onText ?? (() => {}), onPrefillProgress)));
   }
 
   /** Keeps only the first n cached positions. */
@@ -289,7 +310,7 @@ export class Session {
    * the file appears (or is replaced) only when complete. Busy sessions reject, as for evaluate.
    */
   async save(filePath: string, options: SaveOptions = {}): Promise<SaveResult> {
-    return this.handle.save(path.resolve(filePath), options.length);
+    return this.track(this.handle.save(path.resolve(filePath), options.length));
   }
 
   /**
@@ -298,7 +319,7 @@ export class Session {
    * session unchanged.
    */
   async restore(filePath: string): Promise<RestoreResult> {
-    return this.handle.restore(path.resolve(filePath));
+    return this.track(this.handle.restore(path.resolve(filePath)));
   }
 
   dispose(): void { this.handle.dispose(); }

@@ -31,8 +31,9 @@ function unavailable(error: unknown): EngineUnavailable {
   if (/out of memory|bad_alloc|cannot allocate/i.test(message)) {
     return new EngineUnavailable('outOfMemory', `Not enough memory to load the model: ${message}. A smaller quantization or a smaller internlm.contextLength may help.`);
   }
-  // The engine names device problems itself ("no usable CUDA device: …", "no CUDA backend").
-  if (/CUDA/.test(message)) return new EngineUnavailable('noGpu', `${message}. Set internlm.device to "auto" or "cpu".`);
+  // The engine names device problems itself ("no usable CUDA device: …", "no CUDA backend", "the
+  // model needs 14.7 GiB of GPU memory; GPU 0 has 7.5 GiB free").
+  if (/CUDA|GPU/.test(message)) return new EngineUnavailable('noGpu', `${message}. Set internlm.device to "auto" or "cpu".`);
   if (/ENOENT|no such file|not found/i.test(message)) return new EngineUnavailable('modelNotFound', `${message}. ${SELECT_HINT}.`);
   return new EngineUnavailable('badModel', `The model could not be loaded: ${message}. ${SELECT_HINT}.`);
 }
@@ -45,6 +46,8 @@ export class EngineHost {
   private pending: Promise<Model> | undefined;
   private failure: EngineUnavailable | undefined;
   private generation = 0;
+  /** Counts size() calls: only the latest one creates sessions. */
+  private sizing = 0;
   private configured = false;
 
   constructor(private readonly status: StatusReporter, private readonly log: (message: string) => void) {}
@@ -86,11 +89,29 @@ export class EngineHost {
     this.unload();
   }
 
-  /** Sizes the sessions for the current settings (context-plan.ts); a context that does not fit is an outOfMemory error. */
+  /**
+   * Sizes the sessions for the current settings once the previous sessions have let go of their
+   * KV caches: a request still running keeps its cache until its current engine chunk ends, and a
+   * plan made before then would count that memory as taken (contexts far too short, or an
+   * outOfMemory error that stays until the next settings change). Requests wait meanwhile.
+   */
   private size(model: Model): void {
-    this.loaded?.sessions.dispose();
+    const previous = this.loaded?.sessions;
     this.loaded = undefined;
     this.failure = undefined;
+    const ticket = ++this.sizing;
+    const sized: Promise<Model> = (previous?.dispose() ?? Promise.resolve()).then(() => {
+      if (ticket === this.sizing && this.model === model) this.sizeNow(model);
+      return model;
+    });
+    this.pending = sized;
+    void sized.then(() => {
+      if (this.pending === sized) this.pending = undefined;
+    });
+  }
+
+  /** Plans the contexts (context-plan.ts) and creates the session pool; a context that does not fit is an outOfMemory error. */
+  private sizeNow(model: Model): void {
     const { contextLength, kvType } = this.settingsNow;
     const { info } = model;
     let plan: ContextPlan;
@@ -113,7 +134,7 @@ export class EngineHost {
   }
 
   private unload(): void {
-    this.loaded?.sessions.dispose();
+    void this.loaded?.sessions.dispose();
     this.loaded = undefined;
     this.model?.dispose();
     this.model = undefined;

@@ -31,9 +31,16 @@ export class SessionPool {
     return session;
   }
 
-  /** Cancels running work in every session and frees the caches. */
-  dispose(): void {
-    for (const session of this.sessions.values()) session.dispose();
+  /**
+   * Cancels running work in every session and frees the caches. A call still running keeps its
+   * session's cache until it ends (at the engine's next chunk boundary), so the promise resolves
+   * when those calls have ended: memory measured before then still counts their caches (on a GPU,
+   * a workspace cache can be most of its memory).
+   */
+  dispose(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    for (const session of sessions) session.dispose();
     this.sessions.clear();
+    return Promise.all(sessions.map((session) => session.settled())).then(() => undefined);
   }
 }

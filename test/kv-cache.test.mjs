@@ -86,6 +86,35 @@ test('incremental decode with a quantized cache equals one pass with the same ca
   model.dispose();
 });
 
+test('a KV cache grows with headroom, but never past its session\'s context', async () => {
+  const model = await Model.load(models.hd16);
+  const tokens = Array.from({ length: 600 }, (_, i) => 3 + ((i * 37) % 200));
+  // The memory plan counts each session's context once: a 1.5x growth step past it would be
+  // memory planned for nobody (on a GPU, a million-token workspace cache starved the others).
+  const capped = model.createSession({ contextLength: 700 });
+  assert.equal(capped.cacheCapacity, 512);  // sessions start small and grow on demand
+  await capped.evaluate(tokens);
+  assert.equal(capped.cacheCapacity, 700);
+  const roomy = model.createSession({ contextLength: 4096 });
+  await roomy.evaluate(tokens);
+  assert.equal(roomy.cacheCapacity, 768);  // 1.5x: fewer regrowths, each of which copies the cache
+  capped.dispose();
+  roomy.dispose();
+  model.dispose();
+});
+
+test('settled() resolves once a disposed session\'s running call has ended (its cache is freed then)', async () => {
+  const model = await Model.load(models.hd16);
+  const session = model.createSession({ contextLength: 4096 });
+  const running = session.evaluate(Array.from({ length: 3000 }, (_, i) => 3 + ((i * 11) % 200)));
+  let ended = false;
+  running.then(() => (ended = true), () => (ended = true));
+  session.dispose();  // cancels at the next chunk boundary
+  await session.settled();
+  assert.ok(ended, 'settled() resolved while the evaluate call was still running');
+  model.dispose();
+});
+
 test('an unknown KV type is refused', async () => {
   const model = await Model.load(models.hd16);
   assert.throws(() => model.createSession({ kvType: 'q3' }), /unknown KV cache type 'q3'/);

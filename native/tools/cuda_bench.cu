@@ -55,7 +55,13 @@ std::vector<T> to_host(const DeviceArray<T>& d) {
 void report_check(const std::string& what, double rel_err, double limit) {
   const bool ok = std::isfinite(rel_err) && rel_err <= limit;
   if (!ok) failures++;
-  std::printf("{\"kind\":\"check\",\"what\":\"%s\",\"rel_err\":%.3g,\"limit\":%.3g,\"ok\":%s}\n", what.c_str(), rel_err,
+  // JSON has no nan/inf (a NaN error is what an unwritten, poisoned output gives): null instead.
+  char err[32];
+  if (std::isfinite(rel_err))
+    std::snprintf(err, sizeof err, "%.3g", rel_err);
+  else
+    std::snprintf(err, sizeof err, "null");
+  std::printf("{\"kind\":\"check\",\"what\":\"%s\",\"rel_err\":%s,\"limit\":%.3g,\"ok\":%s}\n", what.c_str(), err,
               limit, ok ? "true" : "false");
   std::fflush(stdout);
 }

@@ -84,6 +84,14 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+// A number for a JSON line: null when not finite (JSON has no nan / inf).
+std::string json_number(double v, const char* format) {
+  if (!std::isfinite(v)) return "null";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
 // Log-softmax of one row, then the k best (id, logprob).
 std::vector<std::pair<int32_t, float>> top(const std::vector<float>& logits, int k) {
   return top_logprobs(logits.data(), int(logits.size()), k);
@@ -94,7 +102,8 @@ double max_delta(const std::vector<std::pair<int32_t, float>>& ref, const std::v
   for (const auto& r : ref) {
     const int32_t id = r.first;
     auto it = std::find_if(other.begin(), other.end(), [&](const auto& p) { return p.first == id; });
-    worst = std::max(worst, it == other.end() ? double(INFINITY) : std::fabs(double(r.second) - it->second));
+    const double d = it == other.end() ? double(INFINITY) : std::fabs(double(r.second) - it->second);
+    if (!(d <= worst)) worst = d;  // NaN too (std::max would drop it): it must fail
   }
   return worst;
 }
@@ -160,7 +169,8 @@ int parity(const std::string& path, std::map<std::string, std::string>& o) {
       run(b, *cb, tokens, pos, 1, base, &lb);
       const std::vector<float>& cpu_row = direction == 0 ? la : lb;
       const std::vector<float>& gpu_row = direction == 0 ? lb : la;
-      worst = std::max(worst, max_delta(top(cpu_row, 20), top(gpu_row, 40)));
+      const double d = max_delta(top(cpu_row, 20), top(gpu_row, 40));
+      if (!(d <= worst)) worst = d;  // NaN too
       // The device top-k of the same position (the GPU recomputes it: same inputs, same bits).
       Backend& g = *gpu;
       KVCache& gc = direction == 0 ? *cb : *ca;
@@ -182,13 +192,17 @@ int parity(const std::string& path, std::map<std::string, std::string>& o) {
         });
         for (int i = 0; i < k; i++) {
           top_mismatch += ti[i] != ids[i];
-          worst_top = std::max(worst_top, double(std::fabs(tv[i] - gpu_row[ids[i]])));
+          const double d = std::fabs(double(tv[i]) - double(gpu_row[ids[i]]));
+          if (!(d <= worst_top)) worst_top = d;  // NaN too
         }
       }
     }
-    std::printf("{\"kind\":\"parity\",\"kv\":\"%s\",\"direction\":\"%s\",\"prompt\":%d,\"steps\":%d,\"max_delta\":%.4g,"
-                "\"topk_id_mismatches\":%zu,\"topk_max_logit_diff\":%.3g}\n",
-                kv_type_name(kv), direction == 0 ? "cpu->gpu" : "gpu->cpu", prompt, steps, worst, top_mismatch, worst_top);
+    // A token of the CPU's top-20 missing from the GPU's top-40 makes worst infinite; NaN logits
+    // make either NaN. JSON has neither: null (gpu-check reads it as a failure).
+    std::printf("{\"kind\":\"parity\",\"kv\":\"%s\",\"direction\":\"%s\",\"prompt\":%d,\"steps\":%d,\"max_delta\":%s,"
+                "\"topk_id_mismatches\":%zu,\"topk_max_logit_diff\":%s}\n",
+                kv_type_name(kv), direction == 0 ? "cpu->gpu" : "gpu->cpu", prompt, steps, json_number(worst, "%.4g").c_str(),
+                top_mismatch, json_number(worst_top, "%.3g").c_str());
     std::fflush(stdout);
   }
   // Growth: a GPU cache made for one position and grown as rows arrive (as a session's prefill

@@ -113,6 +113,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     Napi::Function fn = DefineClass(env, "Session", {
       InstanceMethod<&SessionWrap::RopeBase>("ropeBase"),
       InstanceMethod<&SessionWrap::Length>("length"),
+      InstanceMethod<&SessionWrap::CacheCapacity>("cacheCapacity"),
       InstanceMethod<&SessionWrap::Tokens>("tokens"),
       InstanceMethod<&SessionWrap::Evaluate>("evaluate"),
       InstanceMethod<&SessionWrap::Generate>("generate"),
@@ -144,6 +145,9 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
 
   Napi::Value RopeBase(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env()).session->rope_base()); }
   Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env()).session->length()); }
+  Napi::Value CacheCapacity(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), live(info.Env()).session->cache_capacity());
+  }
   Napi::Value Tokens(const Napi::CallbackInfo& info) { return from_ids(info.Env(), live(info.Env()).session->tokens()); }
 
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
@@ -540,15 +544,29 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (auto_weights) options.weights = auto_weights_for(device);
     auto progress = std::make_shared<Napi::FunctionReference>();
     if (info[2].IsFunction()) *progress = Napi::Persistent(info[2].As<Napi::Function>());
-    return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, device, progress](const Post& post) {
+    return run_async<std::shared_ptr<ModelState>>(env, [path, options, threads, device, progress, auto_weights](const Post& post) {
       auto state = std::make_shared<ModelState>();
-      state->model = load_model(path, options, [&](double fraction) {
+      auto report = [&](double fraction) {
         post([progress, fraction](Napi::Env env) {
           if (!progress->IsEmpty()) progress->Call({Napi::Number::New(env, fraction)});
         });
-      });
+      };
+      state->model = load_model(path, options, report);
       state->tokenizer = std::make_unique<Tokenizer>(state->model->vocab);
       state->backend = create_backend(*state->model, device, threads, &state->device);
+      // "auto" mapped the weights because a GPU is present (auto_weights_for), but the model ended
+      // up on the CPU (a weight type the GPU lacks, too big for it): the CPU streams every weight
+      // per token and wants them in RAM (5x faster decode than from a mapping, bench/RESULTS.md).
+      // A mapped load is cheap (~1 s), so load again as the CPU would have; the description stays.
+      if (auto_weights && options.weights == LoadOptions::Weights::Mapped && state->backend->name() == "cpu" &&
+          !state->model->weights_in_ram) {
+        LoadOptions ram = options;
+        ram.weights = LoadOptions::Weights::RamIfFits;
+        state->backend.reset();
+        state->model.reset();
+        state->model = load_model(path, ram, report);
+        state->backend = create_cpu_backend(*state->model, threads);
+      }
       return state;
     }, [progress](Napi::Env env, std::shared_ptr<ModelState>& state) -> Napi::Value {
       progress->Reset();

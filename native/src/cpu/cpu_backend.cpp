@@ -36,7 +36,7 @@ class CpuKVCache final : public KVCache {
   int capacity() const override { return capacity_; }
   void reserve(int n) override {
     if (n <= capacity_) return;
-    const int grown = std::max(n, capacity_ + capacity_ / 2);
+    const int grown = std::max(n, std::min(capacity_ + capacity_ / 2, growth_limit()));
     try {
       for (auto* layers : {&k_, &v_})
         for (auto& buf : *layers) buf.resize(size_t(grown) * row_);

@@ -89,8 +89,8 @@ class CudaKVCache final : public KVCache {
     if (n <= capacity_) return;
     DeviceScope scope(device_);
     const int exact = round_up(n);
-    const int grown = round_up(int(std::min<int64_t>(std::max<int64_t>(n, int64_t(capacity_) + capacity_ / 2),
-                                                     INT32_MAX - kKVPositionAlign)));
+    const int64_t headroom = std::min<int64_t>(int64_t(capacity_) + capacity_ / 2, growth_limit());
+    const int grown = round_up(int(std::min<int64_t>(std::max<int64_t>(n, headroom), INT32_MAX - kKVPositionAlign)));
     // 1.5x headroom (few regrowths: each copies the cache and recaptures its graphs) when it fits,
     // else as much of it as fits, else the exact size (tried even when it looks too big).
     int target = std::max(exact, std::min(grown, fitting_capacity(n)));

@@ -18,7 +18,12 @@ class KVCache {
   virtual ~KVCache() = default;
   virtual int capacity() const = 0;
   // Grows the cache to hold at least n positions (keeps contents); throws ilm::Error if it can't.
+  // A growth may take headroom (fewer regrowths) but never past growth_limit().
   virtual void reserve(int n) = 0;
+  // The most positions its owner will ever ask for (a session's context): memory planned for a
+  // context must not be exceeded by a cache's growth headroom.
+  void limit_growth(int positions) { growth_limit_ = positions > 0 ? positions : INT32_MAX; }
+  int growth_limit() const { return growth_limit_; }
   virtual KVType type() const = 0;
 
   // Raw rows for saving and restoring a cache. One position's row holds all KV heads of one layer's
@@ -27,6 +32,9 @@ class KVCache {
   virtual size_t position_bytes() const = 0;
   virtual void read_rows(int layer, bool value, int from, int n, void* dst) const = 0;
   virtual void write_rows(int layer, bool value, int from, int n, const void* src) = 0;
+
+ private:
+  int growth_limit_ = INT32_MAX;
 };
 
 struct ForwardRequest {

@@ -10,9 +10,11 @@
 namespace ilm {
 
 struct MemoryPlan {
-  uint64_t memory_bytes = 0;     // free host RAM (MemAvailable)
+  uint64_t memory_bytes = 0;     // free host RAM (MemAvailable), or the GPU's free memory
   uint64_t weights_bytes = 0;    // the weight files, mapped and counted as resident
-  uint64_t workspace_bytes = 0;  // activations of one chunk of `chunk` tokens, logits included
+  // Host RAM: activations of one chunk of `chunk` tokens, logits included. GPU: what is kept free
+  // (staging buffers, graphs) plus the headroom a KV cache needs to grow (plan_device_memory).
+  uint64_t workspace_bytes = 0;
   uint64_t kv_budget_bytes = 0;  // what is left for KV caches
   bool on_device = false;        // a GPU's memory (plan_device_memory), not host RAM
   static constexpr int kTypes = 4;
@@ -28,7 +30,8 @@ uint64_t kv_bytes_per_token(const ModelConfig& c, KVType type);
 MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes = 0);
 
 // The plan for a GPU whose weights and buffers are already allocated: `free_bytes` (the device's
-// free memory now) less a reserve for what sessions allocate beside their caches.
+// free memory now) less a reserve for what sessions allocate beside their caches and the headroom
+// of a cache's layer-by-layer growth (one layer of the largest cache).
 MemoryPlan plan_device_memory(const Model& model, uint64_t free_bytes);
 
 // Empty when `context` positions of `type` fit; else a message naming the numbers and the way out.

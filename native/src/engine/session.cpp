@@ -11,7 +11,9 @@ Session::Session(const Model& model, Backend& backend, int max_context, KVType k
     : model_(model), backend_(backend),
       max_context_(max_context > 0 ? max_context : std::max(model.config.context_length, 1)),
       kv_type_(kv_type),
-      cache_(backend.create_cache(std::min(max_context_, 512), kv_type)) {}
+      cache_(backend.create_cache(std::min(max_context_, 512), kv_type)) {
+  cache_->limit_growth(max_context_);
+}
 
 void Session::append(const std::vector<int32_t>& tokens, int logits_from, const LogitsSink& sink,
                      const std::atomic<bool>& cancel, const PrefillProgress& progress, int rope_length) {

@@ -27,6 +27,8 @@ class Session {
 
   int length() const { return int(tokens_.size()); }
   int max_context() const { return max_context_; }
+  // Positions the KV cache has room for now: it grows on demand, never past max_context().
+  int cache_capacity() const { return cache_->capacity(); }
   KVType kv_type() const { return kv_type_; }
   float rope_base() const { return rope_base_; }
   const std::vector<int32_t>& tokens() const { return tokens_; }
