@@ -1,7 +1,8 @@
 // The CUDA backend's kernels on their own, for bench/gpu-check.mjs:
-//   cuda_bench check [matmul|norm|topk|kv|attention]
+//   cuda_bench check [matmul|blocks|norm|topk|kv|attention]
 //                      each kernel against a CPU reference on fresh random inputs (ragged shapes):
-//                      GEMV/GEMM per weight type, the fused norms, RoPE + KV store per KV type (V
+//                      GEMV/GEMM per weight type, the low-bit GGUF types (Q4_0..Q6_K) against the
+//                      CPU's dequantization (GEMV, fp16 slices, embedding), the fused norms, RoPE + KV store per KV type (V
 //                      rows byte-exact vs the CPU's quantizer), KV row round trips, flash and
 //                      split attention per KV type, device top-k vs a host sort
 //   cuda_bench bench   the ceilings (device-to-device copy bandwidth, read bandwidth) and the
@@ -21,6 +22,7 @@
 #include "cpu/kv_kernels.h"
 #include "cuda/kernels.h"
 #include "engine/kv_type.h"
+#include "quant/reference.h"
 #include "util/half.h"
 
 using namespace ilm;
@@ -82,6 +84,7 @@ const char* type_name(WType t) {
     case WType::F16: return "F16";
     case WType::BF16: return "BF16";
     case WType::Q8: return "Q8_0";
+    case WType::Blocks: return "blocks";
   }
   return "?";
 }
@@ -141,7 +144,7 @@ TestMatrix make_matrix(WType type, int rows, int cols) {
     }
   }
   m.data = to_device(bytes);
-  m.view = {type, rows, cols, m.data.get(), m.scales.get()};
+  m.view = dense_matrix(type, rows, cols, m.data.get(), m.scales.get());
   return m;
 }
 
@@ -600,8 +603,157 @@ void check_fused_norm(WType type, int nt, int dim, int rows) {
   report_check(what, rel_error(r2, ref), 1e-5);
 }
 
+// ---- the low-bit GGUF types (WType::Blocks), against the CPU's quantizer and dequantizer
+
+DType dtype_of(BlockType t) {
+  const DType types[kBlockTypes] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
+                                    DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  return types[int(t)];
+}
+
+// Rows of random weights quantized by the CPU's quantizer, in segments of the given types (as a
+// Q4_K_M file stacks Q4_K and Q6_K rows), on the device as a Blocks matrix; `values` are the
+// CPU's dequantization of those bytes, i.e. exactly the weights the kernels must use.
+struct BlockMatrix {
+  std::vector<DeviceArray<uint8_t>> data;
+  DevMatrix view;
+  std::vector<float> values;
+};
+
+BlockMatrix make_block_matrix(const std::vector<std::pair<BlockType, int>>& segments, int cols) {
+  BlockMatrix m;
+  m.view.type = WType::Blocks;
+  m.view.cols = cols;
+  for (const auto& [type, rows] : segments) {
+    const DType dt = dtype_of(type);
+    const size_t row_bytes = dtype_row_bytes(dt, cols);
+    std::vector<uint8_t> bytes(row_bytes * rows);
+    std::vector<float> v = normal_values(size_t(rows) * cols, 1.0f / std::sqrt(float(cols)));
+    std::vector<float> back(cols);
+    for (int r = 0; r < rows; r++) {
+      quant::quantize_row(dt, v.data() + size_t(r) * cols, bytes.data() + r * row_bytes, cols);
+      quant::dequantize_row(dt, bytes.data() + r * row_bytes, back.data(), cols);
+      m.values.insert(m.values.end(), back.begin(), back.end());
+    }
+    m.data.push_back(to_device(bytes));
+    BlockSegment& seg = m.view.segments[m.view.n_segments++];
+    seg = {type, m.view.rows, rows, m.data.back().get(), row_bytes};
+    m.view.rows += rows;
+  }
+  return m;
+}
+
+std::string segments_name(const std::vector<std::pair<BlockType, int>>& segments) {
+  std::string out;
+  for (const auto& [type, rows] : segments) out += (out.empty() ? "" : "+") + std::string(dtype_name(dtype_of(type)));
+  return out;
+}
+
+// Decode GEMV (Q8 activations) with the residual epilogue; the reference multiplies the CPU's
+// dequantized weights with the dequantized Q8 activations in double.
+void check_blocks_gemv(const std::vector<std::pair<BlockType, int>>& segments, int nt, int cols) {
+  BlockMatrix m = make_block_matrix(segments, cols);
+  const int rows = m.view.rows;
+  std::vector<float> x = normal_values(size_t(nt) * cols, 1.0f);
+  std::vector<int8_t> xq;
+  std::vector<float> xd;
+  quantize_ref(x, xq, xd);
+  std::vector<float> y0 = normal_values(size_t(nt) * rows, 1.0f);
+  std::vector<double> ref(y0.begin(), y0.end());
+  for (int t = 0; t < nt; t++)
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int k = 0; k < cols; k++)
+        sum += double(m.values[size_t(r) * cols + k]) * double(xd[(size_t(t) * cols + k) / 32]) * xq[size_t(t) * cols + k];
+      ref[size_t(t) * rows + r] += sum;
+    }
+  auto dx = to_device(x);
+  auto dy = to_device(y0);
+  DeviceArray<int8_t> gq(x.size(), 0, "xq");
+  DeviceArray<float> gd(x.size() / 32, 0, "xd");
+  const Q8Act act{gq.get(), gd.get()};
+  quantize_q8(dx.get(), act, nt, cols, nullptr);
+  gemv(m.view, nullptr, act, nt, dy.get(), rows, Epilogue::Add, nullptr);
+  check(cudaDeviceSynchronize(), "gemv blocks");
+  char what[160];
+  std::snprintf(what, sizeof what, "gemv %s nt=%d rows=%d cols=%d", segments_name(segments).c_str(), nt, rows, cols);
+  report_check(what, rel_error(to_host(dy), ref), 1e-5);
+}
+
+// Prefill: every segment's rows in fp16 slices (bit-exact against the CPU's values rounded to
+// fp16), then the F16 GEMM on each slice into its columns of y, as the backend's gemm_blocks does.
+void check_blocks_gemm(const std::vector<std::pair<BlockType, int>>& segments, int nt, int cols, int slice) {
+  BlockMatrix m = make_block_matrix(segments, cols);
+  const int rows = m.view.rows;
+  std::vector<float> x = normal_values(size_t(nt) * cols, 1.0f);
+  for (auto& v : x) v = fp16_to_f32(f32_to_fp16(v));
+  std::vector<double> ref(size_t(nt) * rows, 0.0);
+  for (int t = 0; t < nt; t++)
+    for (int r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int k = 0; k < cols; k++) sum += double(fp16_to_f32(f32_to_fp16(m.values[size_t(r) * cols + k]))) * x[size_t(t) * cols + k];
+      ref[size_t(t) * rows + r] = sum;
+    }
+  auto dx = to_device(x);
+  DeviceArray<uint16_t> x16(x.size(), 0, "x16");
+  to_f16(dx.get(), x16.get(), x.size(), nullptr);
+  DeviceArray<float> dy(ref.size(), 0, "y");
+  DeviceArray<uint16_t> slice_f16(size_t(slice) * cols, 0, "slice");
+  size_t wrong_halves = 0;
+  for (int i = 0; i < m.view.n_segments; i++) {
+    const BlockSegment& seg = m.view.segments[i];
+    for (int r0 = 0; r0 < seg.rows; r0 += slice) {
+      const int n = std::min(slice, seg.rows - r0);
+      dequantize_f16(m.view, i, r0, n, slice_f16.get(), nullptr);
+      std::vector<uint16_t> h(size_t(n) * cols);
+      check(cudaMemcpy(h.data(), slice_f16.get(), h.size() * 2, cudaMemcpyDeviceToHost), "download");
+      // Compared as values: the CPU's d * 0 keeps d's sign (-0), the GPU's s * 0 + 0 gives +0.
+      for (size_t k = 0; k < h.size(); k++)
+        wrong_halves += fp16_to_f32(h[k]) != fp16_to_f32(f32_to_fp16(m.values[size_t(seg.first_row + r0) * cols + k]));
+      gemm(dense_matrix(WType::F16, n, cols, slice_f16.get()), x16.get(), {}, nt, dy.get() + seg.first_row + r0, rows,
+           Epilogue::Store, nullptr);
+    }
+  }
+  check(cudaDeviceSynchronize(), "gemm blocks");
+  char what[160];
+  std::snprintf(what, sizeof what, "dequantize_f16 %s rows=%d cols=%d bit-exact", segments_name(segments).c_str(), rows, cols);
+  report_check(what, double(wrong_halves), 0.0);
+  std::snprintf(what, sizeof what, "gemm %s nt=%d rows=%d cols=%d slices of %d", segments_name(segments).c_str(), nt, rows,
+                cols, slice);
+  report_check(what, rel_error(to_host(dy), ref), 1e-5);
+}
+
+// Embedding rows of a Blocks table: bit-exact against the CPU's dequantization.
+void check_blocks_embed(BlockType type, int vocab, int dim) {
+  BlockMatrix m = make_block_matrix({{type, vocab}}, dim);
+  std::vector<int32_t> tokens = {0, vocab - 1, vocab / 2, 3 % vocab, vocab - 1};
+  auto dt = to_device(tokens);
+  DeviceArray<float> x(tokens.size() * dim, 0, "x");
+  embed(m.view, dt.get(), int(tokens.size()), x.get(), nullptr);
+  const auto got = to_host(x);
+  size_t wrong = 0;
+  for (size_t t = 0; t < tokens.size(); t++)
+    for (int k = 0; k < dim; k++) wrong += got[t * dim + k] != m.values[size_t(tokens[t]) * dim + k];
+  report_check(std::string("embed ") + dtype_name(dtype_of(type)) + " bit-exact", double(wrong), 0.0);
+}
+
+void run_block_checks() {
+  for (int i = 0; i < kBlockTypes; i++) {
+    const BlockType t = BlockType(i);
+    const int cols = block_values(t) == 256 ? 512 : 96;  // K-quants: whole super-blocks
+    for (int nt : {1, 3, 8}) check_blocks_gemv({{t, 37}}, nt, cols);
+    check_blocks_gemv({{t, 301}}, 1, 4096);
+    check_blocks_gemm({{t, 200}}, 133, cols, 64);
+    check_blocks_embed(t, 50, cols);
+  }
+  // Mixed stacks as the official _M files have them (Q|K rows in one type, V rows in another).
+  check_blocks_gemv({{BlockType::Q4_K, 40}, {BlockType::Q6_K, 24}}, 1, 1024);
+  check_blocks_gemv({{BlockType::Q3_K, 16}, {BlockType::Q5_K, 9}, {BlockType::Q4_K, 30}}, 5, 256);
+  check_blocks_gemm({{BlockType::Q4_K, 70}, {BlockType::Q6_K, 50}}, 40, 512, 32);
+}
+
 // Groups run separately by gpu-check (one process each), so that a fault in one kernel cannot
-// hide the results of the others: matmul, norm, topk, kv, attention (empty: all).
+// hide the results of the others: matmul, blocks, norm, topk, kv, attention (empty: all).
 int run_checks(const std::string& only) {
   auto want = [&](const char* group) { return only.empty() || only == group; };
   if (want("matmul")) {
@@ -615,6 +767,7 @@ int run_checks(const std::string& only) {
       check_gemv_swiglu(t, 5, 64, 96);
     }
   }
+  if (want("blocks")) run_block_checks();
   if (want("norm")) {
     for (WType t : {WType::F32, WType::F16, WType::BF16}) {
       check_fused_norm(t, 1, 4096, 600);
@@ -746,7 +899,7 @@ void run_bench() {
     DeviceArray<uint16_t> sc(t == WType::Q8 ? size_t(N) * K / 32 : 0, 0, "scales");
     fill_random(w.get(), wbytes, t != WType::Q8);
     if (t == WType::Q8) fill_random(sc.get(), sc.bytes(), true);
-    const DevMatrix m{t, N, K, w.get(), sc.get()};
+    const DevMatrix m = dense_matrix(t, N, K, w.get(), sc.get());
     const double ms = median_ms(5, [&] { gemm(m, x16.get(), Q8Act{xq.get(), xd.get()}, M, y.get(), N, Epilogue::Store, nullptr); });
     bench_result(std::string("gemm ") + type_name(t) + " 8192^3", "tflops", 2.0 * M * N * double(K) / ms / 1e9, ms);
   }
@@ -761,10 +914,26 @@ void run_bench() {
       DeviceArray<uint16_t> sc(t == WType::Q8 ? size_t(R) * C / 32 : 0, 0, "scales");
       fill_random(w.get(), wbytes, t != WType::Q8);
       if (t == WType::Q8) fill_random(sc.get(), sc.bytes(), true);
-      const DevMatrix m{t, R, C, w.get(), sc.get()};
+      const DevMatrix m = dense_matrix(t, R, C, w.get(), sc.get());
       const Q8Act act{xq.get(), xd.get()};
       const double ms = median_ms(50, [&] { gemv(m, x.get(), act, 1, out.get(), R, Epilogue::Store, nullptr); });
       bench_result(std::string("gemv ") + type_name(t) + " 28672x4096", "gbps", (wbytes + sc.bytes()) / ms / 1e6, ms);
+    }
+    // The low-bit types of the official Q4_K_M file (random bytes: the speed does not depend on them).
+    for (BlockType bt : {BlockType::Q4_K, BlockType::Q6_K}) {
+      const size_t row_bytes = size_t(C / block_values(bt)) * block_bytes(bt);
+      DeviceArray<uint8_t> w(row_bytes * R, 0, "weights");
+      fill_random(w.get(), w.bytes(), false);
+      DevMatrix m;
+      m.type = WType::Blocks;
+      m.rows = R;
+      m.cols = C;
+      m.n_segments = 1;
+      m.segments[0] = {bt, 0, R, w.get(), row_bytes};
+      const Q8Act act{xq.get(), xd.get()};
+      quantize_q8(x.get(), act, 1, C, nullptr);
+      const double ms = median_ms(50, [&] { gemv(m, nullptr, act, 1, out.get(), R, Epilogue::Store, nullptr); });
+      bench_result(std::string("gemv ") + dtype_name(dtype_of(bt)) + " 28672x4096", "gbps", w.bytes() / ms / 1e6, ms);
     }
   }
   // Decode attention at a long context (the KV read that dominates a step there): one token of

@@ -28,6 +28,8 @@ constexpr size_t kRowStagingBytes = size_t(32) << 20;  // device staging of read
 // Working buffers for up to kMaxBatch tokens; sizes depend only on the model's shape.
 struct ScratchSizes {
   size_t x, qkv, q, gu, h, x16, xq, xd, partial, logits, ss, counters;
+  // Prefill of Blocks weights: fp16 rows of one slice of a matrix at a time (kDequantHalves).
+  static constexpr size_t kDequantHalves = size_t(32) << 20;
   int n_partials;
 
   explicit ScratchSizes(const ModelConfig& c) {
@@ -51,7 +53,7 @@ struct ScratchSizes {
   static int ceil_div(int a, int b) { return (a + b - 1) / b; }
   size_t top_bytes() const { return size_t(kMaxTopK) * (sizeof(float) + sizeof(int32_t)); }
   size_t bytes() const {
-    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits + ss) * sizeof(float) + x16 * 2 + xq +
+    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits + ss) * sizeof(float) + (x16 + kDequantHalves) * 2 + xq +
            counters * sizeof(int) + size_t(kTopKBlocks) * kMaxTopK * 8 + top_bytes() + sizeof(StepParams) +
            kMaxBatch * sizeof(int32_t);
   }
@@ -398,6 +400,7 @@ class CudaBackend final : public Backend {
     logits_ = f32(s.logits);
     ss_ = f32(s.ss);
     x16_ = DeviceArray<uint16_t>(s.x16, device_, "the CUDA backend's working buffers");
+    if (has_blocks()) dequant_ = DeviceArray<uint16_t>(ScratchSizes::kDequantHalves, device_, "the CUDA backend's working buffers");
     xq_ = DeviceArray<int8_t>(s.xq, device_, "the CUDA backend's working buffers");
     counters_ = DeviceArray<int>(s.counters, device_, "the CUDA backend's working buffers");
     // attention_split leaves them zero after every launch; start them so, on the backend's stream
@@ -442,13 +445,54 @@ class CudaBackend final : public Backend {
   void matmul(const DevMatrix& w, const float* x, int nt, float* y, int ldy, Epilogue epilogue, float* ss_out = nullptr) {
     cudaStream_t s = stream_.get();
     const Q8Act xq{xq_.get(), xd_.get()};
-    if (w.type == WType::Q8) quantize_q8(x, xq, nt, w.cols, s);
+    if (w.type == WType::Blocks && nt > kGemvMaxTokens) {
+      to_f16(x, x16_.get(), size_t(nt) * w.cols, s);
+      gemm_blocks(w, nt, y, ldy, epilogue);
+      return;
+    }
+    if (reads_q8_activations(w.type)) quantize_q8(x, xq, nt, w.cols, s);
     if (nt <= kGemvMaxTokens) {
       gemv(w, x, xq, nt, y, ldy, epilogue, s, {}, ss_out);
     } else {
       if (w.type != WType::Q8) to_f16(x, x16_.get(), size_t(nt) * w.cols, s);
       gemm(w, x16_.get(), xq, nt, y, ldy, epilogue, s);
     }
+  }
+
+  // Prefill with a Blocks matrix (x16_ holds the activations): each segment is dequantized to fp16
+  // a slice of rows at a time and multiplied with the F16 GEMM into its columns of y; the weights
+  // stay in their type. Estimated cost for a 7B model and a 1024-token chunk: ~35 GB of traffic
+  // (blocks read, fp16 written and read back), ~9 ms next to 25-40 ms of GEMM, more for shorter
+  // chunks; logits of many rows (kLogitsRows at a time) decode the output head each time. A
+  // GEMM that dequantizes its tiles in shared memory would remove it (NOTES.md).
+  void gemm_blocks(const DevMatrix& w, int nt, float* y, int ldy, Epilogue epilogue) {
+    cudaStream_t s = stream_.get();
+    const int slice = int(std::max<size_t>(1, ScratchSizes::kDequantHalves / size_t(w.cols)));
+    for (int i = 0; i < w.n_segments; i++) {
+      const BlockSegment& seg = w.segments[i];
+      for (int r0 = 0; r0 < seg.rows; r0 += slice) {
+        const int rows = std::min(slice, seg.rows - r0);
+        dequantize_f16(w, i, r0, rows, dequant_.get(), s);
+        gemm(dense_matrix(WType::F16, rows, w.cols, dequant_.get()), x16_.get(), {}, nt, y + seg.first_row + r0, ldy,
+             epilogue, s);
+      }
+    }
+  }
+
+  // h = SwiGLU(W x) for a [gate; up] matrix in decode, x as gemv reads it for W's type. Blocks
+  // matrices (their gate and up rows may differ in type) go through the gate|up buffer.
+  void swiglu_gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* h) {
+    cudaStream_t s = stream_.get();
+    if (w.type != WType::Blocks) return gemv_swiglu(w, x, xq, nt, h, s);
+    gemv(w, x, xq, nt, gu_.get(), w.rows, Epilogue::Store, s);
+    swiglu(gu_.get(), nt, w.rows / 2, h, s);
+  }
+
+  bool has_blocks() const {
+    bool any = weights_.tok_embd.view.type == WType::Blocks || weights_.output.view.type == WType::Blocks;
+    for (const DeviceLayer& L : weights_.layers)
+      for (const DeviceMatrix* m : {&L.wqkv, &L.wo, &L.w13, &L.w2}) any = any || m->view.type == WType::Blocks;
+    return any;
   }
 
   // y = W rmsnorm(x) (swiglu: h = SwiGLU of the [gate; up] matrix, decode only). In decode with
@@ -461,10 +505,10 @@ class CudaBackend final : public Backend {
     const bool decode = nt <= kGemvMaxTokens;
     if (swiglu && !decode) throw Error("internal: fused SwiGLU GEMV is for decode batches");
     if (decode && fuse_) {
-      if (w.type == WType::Q8) {
+      if (reads_q8_activations(w.type)) {
         rmsnorm_q8(x, norm_w, nullptr, xq, nt, c_.dim, c_.norm_eps, s);
         if (swiglu)
-          gemv_swiglu(w, nullptr, xq, nt, y, s);
+          swiglu_gemv(w, nullptr, xq, nt, y);
         else
           gemv(w, nullptr, xq, nt, y, ldy, Epilogue::Store, s);
         return;
@@ -480,8 +524,8 @@ class CudaBackend final : public Backend {
     }
     rmsnorm(x, norm_w, xn_.get(), nt, c_.dim, c_.norm_eps, s);
     if (swiglu) {
-      if (w.type == WType::Q8) quantize_q8(xn_.get(), xq, nt, c_.dim, s);
-      gemv_swiglu(w, xn_.get(), xq, nt, y, s);
+      if (reads_q8_activations(w.type)) quantize_q8(xn_.get(), xq, nt, c_.dim, s);
+      swiglu_gemv(w, xn_.get(), xq, nt, y);
     } else {
       matmul(w, xn_.get(), nt, y, ldy, Epilogue::Store);
     }
@@ -598,6 +642,7 @@ class CudaBackend final : public Backend {
   DeviceWeights weights_;
   DeviceArray<float> x_, xn_, qkv_, q_, att_, gu_, h_, xd_, partial_, logits_, ss_;
   DeviceArray<uint16_t> x16_;
+  DeviceArray<uint16_t> dequant_;  // Blocks prefill: fp16 slices of a matrix (gemm_blocks)
   DeviceArray<int8_t> xq_;
   DeviceArray<int> counters_;
   DeviceArray<unsigned long long> top_scratch_;

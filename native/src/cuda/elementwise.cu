@@ -27,6 +27,45 @@ __global__ void embed_kernel(DevMatrix table, const int32_t* tokens, float* x) {
   }
 }
 
+// Blocks tables (one segment): a thread per 32 weights of the token's row, decoded as the CPU
+// dequantizes them (group_weight: the same float).
+template <BlockType T>
+__global__ void embed_blocks_kernel(BlockSegment seg, int dim, const int32_t* tokens, float* x) {
+  const int t = blockIdx.x;
+  const uint8_t* row = seg.data + size_t(tokens[t]) * seg.row_bytes;
+  float* out = x + size_t(t) * dim;
+  for (int g = threadIdx.x; g < dim / 32; g += blockDim.x) {
+    Group32 w;
+    unpack_group<T>(row, g, w);
+#pragma unroll
+    for (int i = 0; i < 32; i++) out[32 * g + i] = group_weight(w, i);
+  }
+}
+
+// Rows of a Blocks segment to fp16 for the prefill GEMM: a thread per 32 weights, four 16-byte
+// stores (cols is a multiple of 32, so every group's output is 16-byte aligned).
+template <BlockType T>
+__global__ void dequantize_f16_kernel(BlockSegment seg, int cols, int first, int rows, uint16_t* out) {
+  const int groups = cols / 32;
+  const size_t index = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= size_t(rows) * groups) return;
+  const int r = int(index / groups), g = int(index % groups);
+  Group32 w;
+  unpack_group<T>(seg.data + size_t(first + r) * seg.row_bytes, g, w);
+  uint4* dst = reinterpret_cast<uint4*>(out + size_t(r) * cols + size_t(g) * 32);
+#pragma unroll
+  for (int v = 0; v < 4; v++) {
+    uint32_t h[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      const __half lo = __float2half_rn(group_weight(w, 8 * v + 2 * k));
+      const __half hi = __float2half_rn(group_weight(w, 8 * v + 2 * k + 1));
+      h[k] = uint32_t(__half_as_ushort(lo)) | uint32_t(__half_as_ushort(hi)) << 16;
+    }
+    dst[v] = make_uint4(h[0], h[1], h[2], h[3]);
+  }
+}
+
 // 1 / sqrt(mean(x²) + eps) of one row, reduced over the whole block (every thread gets it).
 static __device__ __forceinline__ float rms_scale(const float* xr, int dim, float eps) {
   float sum = 0.0f;
@@ -114,8 +153,26 @@ int grid_for(size_t n, int threads) {
 }  // namespace
 
 void embed(const DevMatrix& table, const int32_t* tokens, int nt, float* x, cudaStream_t stream) {
-  embed_kernel<<<nt, 256, 0, stream>>>(table, tokens, x);
+  if (table.type == WType::Blocks) {
+    if (table.n_segments != 1) throw Error("embed: a Blocks table must be one segment");
+    const BlockSegment seg = table.segments[0];
+    with_block_type(seg.type, [&](auto type) { embed_blocks_kernel<decltype(type)::value><<<nt, 128, 0, stream>>>(seg, table.cols, tokens, x); });
+  } else {
+    embed_kernel<<<nt, 256, 0, stream>>>(table, tokens, x);
+  }
   check_kernel("embed");
+}
+
+void dequantize_f16(const DevMatrix& w, int segment, int first, int rows, uint16_t* out, cudaStream_t stream) {
+  if (w.type != WType::Blocks || segment < 0 || segment >= w.n_segments) throw Error("dequantize_f16: not a Blocks segment");
+  const BlockSegment seg = w.segments[segment];
+  if (first < 0 || rows <= 0 || first + rows > seg.rows) throw Error("dequantize_f16: rows out of range");
+  const size_t threads = size_t(rows) * (w.cols / 32);
+  const unsigned grid = unsigned((threads + 255) / 256);
+  with_block_type(seg.type, [&](auto type) {
+    dequantize_f16_kernel<decltype(type)::value><<<grid, 256, 0, stream>>>(seg, w.cols, first, rows, out);
+  });
+  check_kernel("dequantize_f16");
 }
 
 void rmsnorm(const float* x, const float* weight, float* out, int rows, int dim, float eps, cudaStream_t stream) {

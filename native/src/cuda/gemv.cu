@@ -252,6 +252,67 @@ __global__ void __launch_bounds__(kThreads) gemv_q8_kernel(DevMatrix w, Q8Act xq
   finish<NT, MODE>(acc, p, nt, y, ldy, ss_out);
 }
 
+// One segment of a Blocks matrix (quant_blocks.h) with Q8 activations: per 32 weights, exact
+// integer dots of the weights' codes with the activations' codes and of the activations' code sum
+// (for the offset of asymmetric types), per half, then scaled: dx * (s0 * dot0 + o0 * sum0 + ...).
+// One lane per 32 weights; a warp's lanes read neighbouring blocks, so its loads stay coalesced.
+template <BlockType T, int NT, int MODE>
+__global__ void __launch_bounds__(kThreads)
+    gemv_blocks_kernel(BlockSegment seg, int K, Q8Act xq, int nt, float* y, int ldy, float* ss_out) {
+  const RowPair p = row_pair<MODE>(seg.rows);
+  const int ng = K / 32, lane = threadIdx.x & 31;
+  const uint8_t* rows[2] = {seg.data + size_t(p.r0) * seg.row_bytes, seg.data + size_t(p.r1) * seg.row_bytes};
+  float acc[2][NT] = {};
+  for (int g = p.valid ? lane : ng; g < ng; g += 32) {  // a warp past the last row only joins finish()
+    Group32 w[2];
+    unpack_group<T>(rows[0], g, w[0]);
+    unpack_group<T>(rows[1], g, w[1]);
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      if (t >= nt) break;
+      const uint4* xa = reinterpret_cast<const uint4*>(xq.q + size_t(t) * K + size_t(g) * 32);
+      const uint4 a0 = __ldg(xa), a1 = __ldg(xa + 1);
+      const float dx = __ldg(xq.d + size_t(t) * ng + g);
+      constexpr int kOnes = 0x01010101;
+      const int sum0 = __dp4a(kOnes, int(a0.w), __dp4a(kOnes, int(a0.z), __dp4a(kOnes, int(a0.y), __dp4a(kOnes, int(a0.x), 0))));
+      const int sum1 = __dp4a(kOnes, int(a1.w), __dp4a(kOnes, int(a1.z), __dp4a(kOnes, int(a1.y), __dp4a(kOnes, int(a1.x), 0))));
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const uint32_t* c = w[r].codes;
+        const int dot0 = __dp4a(int(c[3]), int(a0.w), __dp4a(int(c[2]), int(a0.z), __dp4a(int(c[1]), int(a0.y), __dp4a(int(c[0]), int(a0.x), 0))));
+        const int dot1 = __dp4a(int(c[7]), int(a1.w), __dp4a(int(c[6]), int(a1.z), __dp4a(int(c[5]), int(a1.y), __dp4a(int(c[4]), int(a1.x), 0))));
+        acc[r][t] += dx * (w[r].scale[0] * float(dot0) + w[r].offset[0] * float(sum0) +
+                           w[r].scale[1] * float(dot1) + w[r].offset[1] * float(sum1));
+      }
+    }
+  }
+  finish<NT, MODE>(acc, p, nt, y, ldy, ss_out);
+}
+
+template <BlockType T, int MODE>
+void launch_blocks_typed(const BlockSegment& seg, int K, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s,
+                         float* ss_out) {
+  const int grid = ceil_div(ceil_div(seg.rows, 2), kWarps);
+  if (nt == 1)
+    gemv_blocks_kernel<T, 1, MODE><<<grid, kThreads, 0, s>>>(seg, K, xq, nt, y, ldy, ss_out);
+  else
+    gemv_blocks_kernel<T, kGemvMaxTokens, MODE><<<grid, kThreads, 0, s>>>(seg, K, xq, nt, y, ldy, ss_out);
+  check_kernel("gemv (blocks)");
+}
+
+template <int MODE>
+void launch_blocks(const DevMatrix& w, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s, float* ss_out) {
+  if (nt < 1 || nt > kGemvMaxTokens) throw Error("gemv: " + std::to_string(nt) + " tokens (1.." + std::to_string(kGemvMaxTokens) + ")");
+  if (ss_out && w.n_segments != 1) throw Error("gemv: sums of squares need a single-segment matrix");
+  for (int i = 0; i < w.n_segments; i++) {
+    const BlockSegment& seg = w.segments[i];
+    float* ys = y + seg.first_row;
+    with_block_type(seg.type, [&](auto type) {
+      launch_blocks_typed<decltype(type)::value, MODE>(seg, w.cols, xq, nt, ys, ldy, s, ss_out);
+    });
+  }
+}
+
 template <int NT, int MODE, bool NORM>
 void launch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, cudaStream_t s,
             const NormIn& norm, float* ss_out) {
@@ -265,6 +326,7 @@ void launch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* 
       if (NORM) throw Error("gemv: Q8 weights read quantized activations; normalize them with rmsnorm_q8 first");
       gemv_q8_kernel<NT, MODE><<<grid, kThreads, 0, s>>>(w, xq, nt, y, ldy, ss_out);
       break;
+    case WType::Blocks: throw Error("gemv: internal: Blocks matrices take launch_blocks");
   }
   check_kernel("gemv");
 }
@@ -297,6 +359,14 @@ void dispatch(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float
 void gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
           cudaStream_t stream, const NormIn& norm, float* ss_out) {
   static_assert(kWarps * 2 == kGemvRowsPerBlock, "a block computes kGemvRowsPerBlock rows");
+  if (w.type == WType::Blocks) {
+    if (norm.weight) throw Error("gemv: Blocks weights read quantized activations; normalize them with rmsnorm_q8 first");
+    if (epilogue == Epilogue::Add)
+      launch_blocks<kAdd>(w, xq, nt, y, ldy, stream, ss_out);
+    else
+      launch_blocks<kStore>(w, xq, nt, y, ldy, stream, nullptr);
+    return;
+  }
   if (epilogue == Epilogue::Add)
     dispatch<kAdd>(w, x, xq, nt, y, ldy, stream, norm, ss_out);
   else
@@ -305,6 +375,7 @@ void gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y,
 
 void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream,
                  const NormIn& norm) {
+  if (w13.type == WType::Blocks) throw Error("gemv_swiglu: not for Blocks matrices (gemv, then swiglu)");
   dispatch<kSwiglu>(w13, x, xq, nt, out, w13.rows / 2, stream, norm, nullptr);
 }
 

@@ -9,22 +9,51 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/quant_blocks.h"
 #include "engine/kv_type.h"
 
 namespace ilm::cuda {
 
 // Device layouts of weights. F32/F16/BF16 are the file's rows as they are. Q8 is Q8_0 repacked
 // at upload so that every access is 16-byte aligned: int8 quants [rows][cols] plus fp16 scales
-// [rows][cols / 32] (same bytes as the file's 34-byte blocks, just split).
-enum class WType { F32, F16, BF16, Q8 };
+// [rows][cols / 32] (same bytes as the file's 34-byte blocks, just split). Blocks: the low-bit
+// GGUF types (quant_blocks.h) as the file has them, in up to kMaxSegments row ranges of their own
+// type (a Q4_K_M file stacks Q4_K query/key rows on Q6_K value rows).
+enum class WType { F32, F16, BF16, Q8, Blocks };
+
+struct BlockSegment {
+  BlockType type = BlockType::Q4_K;
+  int first_row = 0;  // of the matrix
+  int rows = 0;
+  const uint8_t* data = nullptr;  // rows * row_bytes, the file's blocks
+  size_t row_bytes = 0;
+};
+constexpr int kMaxSegments = 3;
 
 struct DevMatrix {
   WType type = WType::F16;
   int rows = 0;
   int cols = 0;
-  const void* data = nullptr;        // rows * cols elements (int8 for Q8)
+  const void* data = nullptr;        // rows * cols elements (int8 for Q8); Blocks: see segments
   const uint16_t* scales = nullptr;  // Q8 only: fp16 bits, rows * cols / 32
+  int n_segments = 0;                // Blocks only
+  BlockSegment segments[kMaxSegments];
 };
+
+// An F32/F16/BF16/Q8 matrix (no segments).
+inline DevMatrix dense_matrix(WType type, int rows, int cols, const void* data, const uint16_t* scales = nullptr) {
+  DevMatrix m;
+  m.type = type;
+  m.rows = rows;
+  m.cols = cols;
+  m.data = data;
+  m.scales = scales;
+  return m;
+}
+
+// Whether a decode GEMV of this matrix reads Q8-quantized activations (quantize_q8 / rmsnorm_q8)
+// rather than f32 ones.
+inline bool reads_q8_activations(WType type) { return type == WType::Q8 || type == WType::Blocks; }
 
 // Activations quantized like the CPU backend does for Q8_0 weights (cpu/kquant_generic.cpp):
 // per 32 values d = max|x| / 127 rounded to fp16, q = round-to-nearest-even(x * 127 / max|x|).
@@ -108,6 +137,9 @@ void kv_unpack_rows(const KVLayer& kv, bool value, int from, int n, const uint8_
 void kv_fill_random(const KVLayer& kv, int n, uint32_t seed, cudaStream_t stream);
 // Splits rows of raw Q8_0 blocks (34 bytes per 32 values) into the Q8 layout.
 void repack_q8_0(const uint8_t* raw, int rows, int cols, int8_t* q, uint16_t* scales, cudaStream_t stream);
+// Rows [first, first + rows) of segment `segment` of a Blocks matrix as fp16 bits, [rows][cols]
+// (prefill multiplies them with the F16 GEMM; the weights themselves stay in their type).
+void dequantize_f16(const DevMatrix& w, int segment, int first, int rows, uint16_t* out, cudaStream_t stream);
 
 // ---- gemv.cu: few tokens (decode), weights streamed once at memory bandwidth.
 constexpr int kGemvMaxTokens = 8;
@@ -124,18 +156,22 @@ struct NormIn {
   float eps = 0.0f;
 };
 
-// x: f32 activations (F32/F16/BF16 weights) or xq (Q8 weights). y[t * ldy + r]. norm: applied to
-// x on the fly (float weights only). ss_out (Epilogue::Add only, may be null): per-block sums of
-// squares of the updated y rows, for the next GEMV's NormIn.
+// x: f32 activations (F32/F16/BF16 weights) or xq (Q8 and Blocks weights). y[t * ldy + r].
+// norm: applied to x on the fly (float weights only). ss_out (Epilogue::Add only, may be null):
+// per-block sums of squares of the updated y rows, for the next GEMV's NormIn (a Blocks matrix
+// must then be one segment). Blocks: per 32 weights, integer dot products of the codes with the
+// Q8 activations (and of the activations' sum, for the offsets), scaled per half.
 void gemv(const DevMatrix& w, const float* x, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
           cudaStream_t stream, const NormIn& norm = {}, float* ss_out = nullptr);
 // w13 = [gate rows; up rows] (2 * ffn rows): out[t * ffn + i] = silu(gate_i . x) * (up_i . x).
+// Not for Blocks matrices (gemv into [gate; up] rows, then swiglu()).
 void gemv_swiglu(const DevMatrix& w13, const float* x, const Q8Act& xq, int nt, float* out, cudaStream_t stream,
                  const NormIn& norm = {});
 
 // ---- gemm.cu: many tokens (prefill), tensor cores (mma.sync), f32 accumulation.
 // F32/F16/BF16 weights: x16 holds the activations as fp16; weights are converted to fp16 as
 // they are loaded (never stored converted). Q8 weights: int8 x int8 products per 32-block, scaled.
+// Not for Blocks matrices (dequantize_f16 a slice of rows, then the F16 GEMM on it).
 void gemm(const DevMatrix& w, const uint16_t* x16, const Q8Act& xq, int nt, float* y, int ldy, Epilogue epilogue,
           cudaStream_t stream);
 

@@ -1,0 +1,233 @@
+#pragma once
+// GGUF's low-bit block types (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K .. Q6_K) as the CUDA kernels read
+// them: straight from the file's bytes, 32 weights at a time. Plain C++ for the host too, so a
+// CPU test (tools/block_check.cpp) holds every decoder to the CPU's dequantize_row bit for bit.
+//
+// A group of 32 consecutive weights of a row comes out as 32 int8 codes plus a scale and an
+// offset per half (16 weights): w = scale * code + offset, exactly the float the CPU's
+// dequantization computes ((d * sc) * q - dmin * m and the like, in that order). The byte
+// layouts are quant/blocks.h's; the offsets below are into one block.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#ifdef __CUDACC__
+#define ILM_HD __host__ __device__ __forceinline__
+#else
+#define ILM_HD inline
+#endif
+
+namespace ilm::cuda {
+
+enum class BlockType : uint8_t { Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+constexpr int kBlockTypes = 9;
+
+ILM_HD constexpr int block_values(BlockType t) { return int(t) >= int(BlockType::Q2_K) ? 256 : 32; }
+
+ILM_HD constexpr int block_bytes(BlockType t) {
+  switch (t) {
+    case BlockType::Q4_0: return 18;
+    case BlockType::Q4_1: return 20;
+    case BlockType::Q5_0: return 22;
+    case BlockType::Q5_1: return 24;
+    case BlockType::Q2_K: return 84;
+    case BlockType::Q3_K: return 110;
+    case BlockType::Q4_K: return 144;
+    case BlockType::Q5_K: return 176;
+    case BlockType::Q6_K: return 210;
+  }
+  return 0;
+}
+
+struct Group32 {
+  uint32_t codes[8];  // weight 4j + k is the signed byte k of codes[j]
+  float scale[2];     // halves: weights 0..15, 16..31
+  float offset[2];
+};
+
+ILM_HD float f16_bits_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float
+    const float f = float(mant) * 5.9604644775390625e-8f;
+    return sign ? -f : f;
+  }
+  const uint32_t bits = exp == 31 ? sign | 0x7f800000u | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+namespace blocks {
+
+ILM_HD uint16_t u16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+ILM_HD float f16(const uint8_t* p) { return f16_bits_to_f32(u16(p)); }
+ILM_HD uint32_t pack4(int a, int b, int c, int d) {
+  return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
+}
+ILM_HD void same_halves(Group32& g, float scale, float offset) {
+  g.scale[0] = g.scale[1] = scale;
+  g.offset[0] = g.offset[1] = offset;
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: one block is one group; element j is the low nibble of qs[j]
+// (j < 16) or the high nibble of qs[j - 16], its fifth bit bit j of qh.
+template <BlockType T>
+ILM_HD void legacy(const uint8_t* b, Group32& g) {
+  constexpr bool has_min = T == BlockType::Q4_1 || T == BlockType::Q5_1;
+  constexpr bool five = T == BlockType::Q5_0 || T == BlockType::Q5_1;
+  const uint8_t* qh = b + (has_min ? 4 : 2);
+  const uint8_t* qs = qh + (five ? 4 : 0);
+  const uint32_t high = five ? uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24 : 0;
+  constexpr int bias = has_min ? 0 : five ? 16 : 8;
+  int c[32];
+  for (int j = 0; j < 32; j++) {
+    int q = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
+    if (five) q |= int((high >> j) & 1) << 4;
+    c[j] = q - bias;
+  }
+  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  same_halves(g, f16(b), has_min ? f16(b + 2) : 0.0f);
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K super-block.
+ILM_HD void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Sub-block s (32 weights) of a Q4_K (qh null) or Q5_K super-block.
+ILM_HD void k4(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, int s, Group32& g) {
+  int sc, m;
+  scale_min_k4(s, b + 4, sc, m);
+  const int k = s / 2, shift = 4 * (s % 2);
+  int c[32];
+  for (int l = 0; l < 32; l++) {
+    int q = (qs[32 * k + l] >> shift) & 0xF;
+    if (qh) q |= ((qh[l] >> s) & 1) << 4;  // bit 2k + hi of qh[l] is weight 64 k + 32 hi + l's
+    c[l] = q;
+  }
+  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  same_halves(g, f16(b) * float(sc), -(f16(b + 2) * float(m)));
+}
+
+// The 2-bit level of weight e (0..255) of a Q2_K / Q3_K super-block: qs[32 h + l] holds weights
+// 128 h + l, + 32, + 64, + 96 in bits 0-1, 2-3, 4-5, 6-7.
+ILM_HD int level_2bit(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+ILM_HD void q2_k(const uint8_t* b, int s, Group32& g) {
+  const uint8_t* scales = b;
+  const uint8_t* qs = b + 16;
+  const float d = f16(b + 80), dmin = f16(b + 82);
+  int c[32];
+  for (int i = 0; i < 32; i++) c[i] = level_2bit(qs, 32 * s + i);
+  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  for (int h = 0; h < 2; h++) {
+    const int sc = scales[2 * s + h];
+    g.scale[h] = d * float(sc & 0xF);
+    g.offset[h] = -(dmin * float(sc >> 4));
+  }
+}
+
+ILM_HD void q3_k(const uint8_t* b, int s, Group32& g) {
+  const uint8_t* hmask = b;
+  const uint8_t* qs = b + 32;
+  const uint8_t* packed = b + 96;
+  const float d = f16(b + 108);
+  int c[32];
+  for (int i = 0; i < 32; i++) {
+    const int high = (hmask[i] >> s) & 1;  // hmask[l] bit k: weight 32 k + l
+    c[i] = level_2bit(qs, 32 * s + i) - (high ? 0 : 4);
+  }
+  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  for (int h = 0; h < 2; h++) {
+    const int j = 2 * s + h;  // 6-bit scale j, stored as low nibbles then high 2-bit pairs
+    const int low = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
+    const int high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    g.scale[h] = d * float((low | (high << 4)) - 32);
+    g.offset[h] = 0.0f;
+  }
+}
+
+ILM_HD void q6_k(const uint8_t* b, int s, Group32& g) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = f16(b + 208);
+  const int h = s / 4, quarter = s % 4;  // 32 weights = one quarter of a 128-weight half
+  int c[32];
+  for (int l = 0; l < 32; l++) {
+    const int low = (ql[64 * h + l + 32 * (quarter & 1)] >> (4 * (quarter >> 1))) & 0xF;
+    c[l] = (low | (((qh[32 * h + l] >> (2 * quarter)) & 3) << 4)) - 32;
+  }
+  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  for (int k = 0; k < 2; k++) {
+    g.scale[k] = d * float(scales[2 * s + k]);
+    g.offset[k] = 0.0f;
+  }
+}
+
+}  // namespace blocks
+
+// Group `group` (weights 32 group .. 32 group + 31) of a row whose blocks start at `row`.
+template <BlockType T>
+ILM_HD void unpack_group(const uint8_t* row, int group, Group32& g) {
+  if constexpr (block_values(T) == 32) {
+    blocks::legacy<T>(row + size_t(group) * block_bytes(T), g);
+  } else {
+    const uint8_t* b = row + size_t(group / 8) * block_bytes(T);
+    const int s = group % 8;
+    if constexpr (T == BlockType::Q2_K) blocks::q2_k(b, s, g);
+    if constexpr (T == BlockType::Q3_K) blocks::q3_k(b, s, g);
+    if constexpr (T == BlockType::Q4_K) blocks::k4(b, nullptr, b + 16, s, g);
+    if constexpr (T == BlockType::Q5_K) blocks::k4(b, b + 16, b + 48, s, g);
+    if constexpr (T == BlockType::Q6_K) blocks::q6_k(b, s, g);
+  }
+}
+
+
+// Calls fn(std::integral_constant<BlockType, t>{}): a kernel template instantiated per type, chosen
+// at run time (host code).
+template <typename Fn>
+void with_block_type(BlockType t, Fn&& fn) {
+  using BT = BlockType;
+  switch (t) {
+    case BT::Q4_0: fn(std::integral_constant<BT, BT::Q4_0>{}); return;
+    case BT::Q4_1: fn(std::integral_constant<BT, BT::Q4_1>{}); return;
+    case BT::Q5_0: fn(std::integral_constant<BT, BT::Q5_0>{}); return;
+    case BT::Q5_1: fn(std::integral_constant<BT, BT::Q5_1>{}); return;
+    case BT::Q2_K: fn(std::integral_constant<BT, BT::Q2_K>{}); return;
+    case BT::Q3_K: fn(std::integral_constant<BT, BT::Q3_K>{}); return;
+    case BT::Q4_K: fn(std::integral_constant<BT, BT::Q4_K>{}); return;
+    case BT::Q5_K: fn(std::integral_constant<BT, BT::Q5_K>{}); return;
+    case BT::Q6_K: fn(std::integral_constant<BT, BT::Q6_K>{}); return;
+  }
+}
+
+// The same for a type known only at run time (host tools and tests).
+inline void unpack_group(BlockType t, const uint8_t* row, int group, Group32& g) {
+  with_block_type(t, [&](auto type) { unpack_group<decltype(type)::value>(row, group, g); });
+}
+
+// Weight i (0..31) of an unpacked group, as the CPU's dequantization computes it: no fused
+// multiply-add (nvcc would contract scale * code + offset).
+ILM_HD int group_code(const Group32& g, int i) { return int(int8_t(g.codes[i / 4] >> (8 * (i % 4)))); }
+ILM_HD float group_weight(const Group32& g, int i) {
+  const float s = g.scale[i / 16], o = g.offset[i / 16], q = float(group_code(g, i));
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(__fmul_rn(s, q), o);
+#else
+  return s * q + o;
+#endif
+}
+
+}  // namespace ilm::cuda
