@@ -156,6 +156,7 @@ void embed(const DevMatrix& table, const int32_t* tokens, int nt, float* x, cuda
   if (table.type == WType::Blocks) {
     if (table.n_segments != 1) throw Error("embed: a Blocks table must be one segment");
     const BlockSegment seg = table.segments[0];
+    check_segment(seg);
     with_block_type(seg.type, [&](auto type) { embed_blocks_kernel<decltype(type)::value><<<nt, 128, 0, stream>>>(seg, table.cols, tokens, x); });
   } else {
     embed_kernel<<<nt, 256, 0, stream>>>(table, tokens, x);
@@ -166,6 +167,7 @@ void embed(const DevMatrix& table, const int32_t* tokens, int nt, float* x, cuda
 void dequantize_f16(const DevMatrix& w, int segment, int first, int rows, uint16_t* out, cudaStream_t stream) {
   if (w.type != WType::Blocks || segment < 0 || segment >= w.n_segments) throw Error("dequantize_f16: not a Blocks segment");
   const BlockSegment seg = w.segments[segment];
+  check_segment(seg);
   if (first < 0 || rows <= 0 || first + rows > seg.rows) throw Error("dequantize_f16: rows out of range");
   const size_t threads = size_t(rows) * (w.cols / 32);
   const unsigned grid = unsigned((threads + 255) / 256);

@@ -306,6 +306,7 @@ void launch_blocks(const DevMatrix& w, const Q8Act& xq, int nt, float* y, int ld
   if (ss_out && w.n_segments != 1) throw Error("gemv: sums of squares need a single-segment matrix");
   for (int i = 0; i < w.n_segments; i++) {
     const BlockSegment& seg = w.segments[i];
+    check_segment(seg);
     float* ys = y + seg.first_row;
     with_block_type(seg.type, [&](auto type) {
       launch_blocks_typed<decltype(type)::value, MODE>(seg, w.cols, xq, nt, ys, ldy, s, ss_out);

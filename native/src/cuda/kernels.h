@@ -11,6 +11,7 @@
 
 #include "cuda/quant_blocks.h"
 #include "engine/kv_type.h"
+#include "util/error.h"
 
 namespace ilm::cuda {
 
@@ -39,6 +40,12 @@ struct DevMatrix {
   int n_segments = 0;                // Blocks only
   BlockSegment segments[kMaxSegments];
 };
+
+// Throws unless the segment's rows can be read as its kernels read them (block_rows_aligned).
+inline void check_segment(const BlockSegment& seg) {
+  if (!block_rows_aligned(seg.type, seg.data, seg.row_bytes))
+    throw Error("internal: a Q4_K/Q5_K weight segment is not 16-byte aligned");
+}
 
 // An F32/F16/BF16/Q8 matrix (no segments).
 inline DevMatrix dense_matrix(WType type, int rows, int cols, const void* data, const uint16_t* scales = nullptr) {

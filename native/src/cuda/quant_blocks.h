@@ -94,30 +94,51 @@ ILM_HD void legacy(const uint8_t* b, Group32& g) {
   same_halves(g, f16(b), has_min ? f16(b + 2) : 0.0f);
 }
 
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K super-block.
-ILM_HD void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
+// 16 bytes as four little-endian words: one vector load on the device (p must be 16-byte aligned
+// there), a copy on the host.
+struct Bytes16 {
+  uint32_t w[4];
+};
+ILM_HD Bytes16 load16(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  return {{v.x, v.y, v.z, v.w}};
+#else
+  Bytes16 b;
+  std::memcpy(b.w, p, 16);
+  return b;
+#endif
 }
 
-// Sub-block s (32 weights) of a Q4_K (qh null) or Q5_K super-block.
-ILM_HD void k4(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, int s, Group32& g) {
-  int sc, m;
-  scale_min_k4(s, b + 4, sc, m);
-  const int k = s / 2, shift = 4 * (s % 2);
-  int c[32];
-  for (int l = 0; l < 32; l++) {
-    int q = (qs[32 * k + l] >> shift) & 0xF;
-    if (qh) q |= ((qh[l] >> s) & 1) << 4;  // bit 2k + hi of qh[l] is weight 64 k + 32 hi + l's
-    c[l] = q;
+// Sub-block s (32 weights) of a Q4_K or Q5_K super-block. Both block sizes (144, 176 bytes) are
+// multiples of 16 and so is every field used here, so whole 16-byte loads read it (rows of whole
+// blocks start aligned): the header (d, dmin, 12 bytes of scales), the 32 quant bytes of s, and
+// for Q5_K the 32 bytes of fifth bits. qs[32 k + l] holds weight 64 k + l in its low nibble and
+// 64 k + 32 + l in its high one, so sub-block s's codes are one nibble of each byte, four at a
+// time; bit s of qh[l] is the fifth bit of its weight l.
+ILM_HD void k4(const uint8_t* b, bool five, int s, Group32& g) {
+  const Bytes16 head = load16(b);
+  const uint8_t* qs = b + (five ? 48 : 16) + 32 * (s / 2);
+  const Bytes16 q[2] = {load16(qs), load16(qs + 16)};
+  const int shift = 4 * (s % 2);
+  for (int j = 0; j < 8; j++) g.codes[j] = (q[j / 4].w[j % 4] >> shift) & 0x0F0F0F0Fu;
+  if (five) {
+    const Bytes16 h[2] = {load16(b + 16), load16(b + 32)};
+    for (int j = 0; j < 8; j++) g.codes[j] |= ((h[j / 4].w[j % 4] >> s) & 0x01010101u) << 4;
   }
-  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
-  same_halves(g, f16(b) * float(sc), -(f16(b + 2) * float(m)));
+  // The 6-bit scale and min of sub-block s from the header's bytes 4..15 (quant/blocks.h's
+  // scale_min_k4), kept in registers: no local array.
+  auto scale_byte = [&](int i) { return int((head.w[(4 + i) / 4] >> (8 * ((4 + i) % 4))) & 0xFF); };
+  int sc, m;
+  if (s < 4) {
+    sc = scale_byte(s) & 63;
+    m = scale_byte(s + 4) & 63;
+  } else {
+    sc = (scale_byte(s + 4) & 0xF) | ((scale_byte(s - 4) >> 6) << 4);
+    m = (scale_byte(s + 4) >> 4) | ((scale_byte(s) >> 6) << 4);
+  }
+  const float d = f16_bits_to_f32(uint16_t(head.w[0])), dmin = f16_bits_to_f32(uint16_t(head.w[0] >> 16));
+  same_halves(g, d * float(sc), -(dmin * float(m)));
 }
 
 // The 2-bit level of weight e (0..255) of a Q2_K / Q3_K super-block: qs[32 h + l] holds weights
@@ -188,8 +209,8 @@ ILM_HD void unpack_group(const uint8_t* row, int group, Group32& g) {
     const int s = group % 8;
     if constexpr (T == BlockType::Q2_K) blocks::q2_k(b, s, g);
     if constexpr (T == BlockType::Q3_K) blocks::q3_k(b, s, g);
-    if constexpr (T == BlockType::Q4_K) blocks::k4(b, nullptr, b + 16, s, g);
-    if constexpr (T == BlockType::Q5_K) blocks::k4(b, b + 16, b + 48, s, g);
+    if constexpr (T == BlockType::Q4_K) blocks::k4(b, false, s, g);
+    if constexpr (T == BlockType::Q5_K) blocks::k4(b, true, s, g);
     if constexpr (T == BlockType::Q6_K) blocks::q6_k(b, s, g);
   }
 }
@@ -211,6 +232,13 @@ void with_block_type(BlockType t, Fn&& fn) {
     case BT::Q5_K: fn(std::integral_constant<BT, BT::Q5_K>{}); return;
     case BT::Q6_K: fn(std::integral_constant<BT, BT::Q6_K>{}); return;
   }
+}
+
+// Q4_K / Q5_K are read with 16-byte loads on the device (blocks::k4): their blocks must start
+// 16-byte aligned, which rows of whole blocks in an aligned allocation do.
+inline bool block_rows_aligned(BlockType t, const void* data, size_t row_bytes) {
+  if (t != BlockType::Q4_K && t != BlockType::Q5_K) return true;
+  return reinterpret_cast<uintptr_t>(data) % 16 == 0 && row_bytes % 16 == 0;
 }
 
 // The same for a type known only at run time (host tools and tests).
