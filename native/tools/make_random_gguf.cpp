@@ -3,7 +3,10 @@
 // The weights are uniform with the variance of make-model.mjs's normals (embeddings 1, matrices
 // 1/cols, norms 1 +- 0.1), the vocabulary is synthetic (specials, 256 bytes, "tN" pieces).
 //
-//   make_random_gguf --out FILE [--type f16|bf16|f32|q8_0] [--dim 4096] [--layers 32] [--heads 32]
+// q4_k_m: llama.cpp's Q4_K_M mix (Q4_K; Q6_K for the output head and, in its "more bits"
+// layers, attn_v and ffn_down) of valid random blocks (random scales and quants).
+//
+//   make_random_gguf --out FILE [--type f16|bf16|f32|q8_0|q4_k_m] [--dim 4096] [--layers 32] [--heads 32]
 //                    [--kv-heads 8] [--ffn 14336] [--vocab 92544] [--context 32768] [--seed N]
 #include <fcntl.h>
 #include <unistd.h>
@@ -26,7 +29,8 @@
 namespace {
 
 enum GgufType : uint32_t { kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9 };
-enum GgmlType : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ8_0 = 8, kGgmlBF16 = 30 };
+enum GgmlType : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ8_0 = 8, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30 };
+constexpr uint32_t kQ4KMix = 1000;  // --type q4_k_m: per tensor Q4_K or Q6_K
 constexpr uint64_t kAlign = 32;
 
 struct Header {
@@ -61,6 +65,8 @@ uint64_t row_bytes(uint32_t type, int64_t n) {
     case kGgmlF32: return uint64_t(n) * 4;
     case kGgmlF16:
     case kGgmlBF16: return uint64_t(n) * 2;
+    case kGgmlQ4_K: return uint64_t(n / 256) * 144;
+    case kGgmlQ6_K: return uint64_t(n / 256) * 210;
     default: return uint64_t(n / 32) * 34;
   }
 }
@@ -94,6 +100,24 @@ void generate(const TensorSpec& t, uint64_t seed, int64_t count, uint8_t* out) {
         std::memcpy(out + 2 * i, &h, 2);
       }
       break;
+    case kGgmlQ4_K:  // w = d * sc * q - dmin * m, q in 0..15, sc and m 6-bit
+      for (int64_t b = 0; b < count / 256; b++) {
+        uint8_t* blk = out + 144 * b;
+        const uint16_t d = ilm::f32_to_fp16(2 * a / (15 * 63)), dmin = ilm::f32_to_fp16(a / 63);
+        std::memcpy(blk, &d, 2);
+        std::memcpy(blk + 2, &dmin, 2);
+        for (int k = 4; k < 144; k++) blk[k] = uint8_t(splitmix(s));
+      }
+      break;
+    case kGgmlQ6_K:  // w = d * scale * (q - 32), q in 0..63, int8 scales
+      for (int64_t b = 0; b < count / 256; b++) {
+        uint8_t* blk = out + 210 * b;
+        for (int k = 0; k < 192; k++) blk[k] = uint8_t(splitmix(s));
+        for (int k = 192; k < 208; k++) blk[k] = uint8_t(int8_t(int(splitmix(s) % 63) - 31));
+        const uint16_t d = ilm::f32_to_fp16(a / (32 * 31));
+        std::memcpy(blk + 208, &d, 2);
+      }
+      break;
     default:
       for (int64_t b = 0; b < count / 32; b++) {
         const uint16_t d = ilm::f32_to_fp16(a / 127.0f);
@@ -121,7 +145,8 @@ int main(int argc, char** argv) {
     auto num = [&](const char* k, int64_t fallback) { return o.count(k) ? std::stoll(o[k]) : fallback; };
     if (!o.count("out")) throw std::runtime_error("usage: make_random_gguf --out FILE [--type f16|bf16|f32|q8_0] [--dim N] ...");
     const std::string type_name = o.count("type") ? o["type"] : "f16";
-    const std::map<std::string, uint32_t> types{{"f32", kGgmlF32}, {"f16", kGgmlF16}, {"bf16", kGgmlBF16}, {"q8_0", kGgmlQ8_0}};
+    const std::map<std::string, uint32_t> types{
+        {"f32", kGgmlF32}, {"f16", kGgmlF16}, {"bf16", kGgmlBF16}, {"q8_0", kGgmlQ8_0}, {"q4_k_m", kQ4KMix}};
     if (!types.count(type_name)) throw std::runtime_error("unknown --type " + type_name);
     const uint32_t wtype = types.at(type_name);
     const int64_t dim = num("dim", 4096), layers = num("layers", 32), heads = num("heads", 32);
@@ -130,14 +155,25 @@ int main(int argc, char** argv) {
     const int64_t hd = dim / heads;
     if (dim % heads || heads % kv_heads || dim % 32 || ffn % 32 || vocab < 300)
       throw std::runtime_error("inconsistent shape (dim % heads, heads % kv-heads, multiples of 32, vocab >= 300)");
+    if (wtype == kQ4KMix && (dim % 256 || ffn % 256)) throw std::runtime_error("q4_k_m needs dim and ffn multiples of 256");
 
+    // llama.cpp's Q4_K_M: Q6_K for the head, and for attn_v / ffn_down in its "more bits" layers
+    // (the first and last eighth, every third between).
+    auto more_bits = [&](int64_t l) { return l < layers / 8 || l >= 7 * layers / 8 || (l - layers / 8) % 3 == 2; };
+    int64_t layer = -1;
     std::vector<TensorSpec> tensors;
     auto matrix = [&](const std::string& name, int64_t cols, int64_t rows, float stddev) {
-      tensors.push_back({name, cols, rows, wtype, stddev, 0.0f});
+      uint32_t type = wtype;
+      if (wtype == kQ4KMix) {
+        const bool v_or_down = name.find("attn_v") != std::string::npos || name.find("ffn_down") != std::string::npos;
+        type = name == "output.weight" || (v_or_down && more_bits(layer)) ? kGgmlQ6_K : kGgmlQ4_K;
+      }
+      tensors.push_back({name, cols, rows, type, stddev, 0.0f});
     };
     auto norm = [&](const std::string& name) { tensors.push_back({name, dim, 0, kGgmlF32, 0.1f, 1.0f}); };
     matrix("token_embd.weight", dim, vocab, 1.0f);
     for (int64_t l = 0; l < layers; l++) {
+      layer = l;
       const std::string b = "blk." + std::to_string(l) + ".";
       const float in_dim = 1.0f / std::sqrt(float(dim)), in_ffn = 1.0f / std::sqrt(float(ffn));
       norm(b + "attn_norm.weight");
@@ -163,7 +199,7 @@ int main(int argc, char** argv) {
     auto counted = [&](auto fn) { fn(), n_kv++; };
     counted([&] { h.kv_str("general.architecture", "internlm2"); });
     counted([&] { h.kv_str("general.name", "random-internlm2-" + std::to_string(dim) + "x" + std::to_string(layers)); });
-    counted([&] { h.kv_u32("general.file_type", wtype == kGgmlQ8_0 ? 7 : wtype == kGgmlBF16 ? 32 : wtype); });
+    counted([&] { h.kv_u32("general.file_type", wtype == kGgmlQ8_0 ? 7 : wtype == kGgmlBF16 ? 32 : wtype == kQ4KMix ? 15 : wtype); });
     counted([&] { h.kv_u32("internlm2.context_length", uint32_t(context)); });
     counted([&] { h.kv_u32("internlm2.embedding_length", uint32_t(dim)); });
     counted([&] { h.kv_u32("internlm2.block_count", uint32_t(layers)); });
