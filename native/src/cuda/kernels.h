@@ -44,7 +44,7 @@ struct DevMatrix {
 // Throws unless the segment's rows can be read as its kernels read them (block_rows_aligned).
 inline void check_segment(const BlockSegment& seg) {
   if (!block_rows_aligned(seg.type, seg.data, seg.row_bytes))
-    throw Error("internal: a Q4_K/Q5_K weight segment is not 16-byte aligned");
+    throw Error("internal: a low-bit weight segment is not aligned for its decoder");
 }
 
 // An F32/F16/BF16/Q8 matrix (no segments).

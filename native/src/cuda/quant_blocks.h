@@ -13,8 +13,10 @@
 
 #ifdef __CUDACC__
 #define ILM_HD __host__ __device__ __forceinline__
+#define ILM_UNROLL _Pragma("unroll")
 #else
 #define ILM_HD inline
+#define ILM_UNROLL
 #endif
 
 namespace ilm::cuda {
@@ -66,31 +68,64 @@ namespace blocks {
 
 ILM_HD uint16_t u16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 ILM_HD float f16(const uint8_t* p) { return f16_bits_to_f32(u16(p)); }
-ILM_HD uint32_t pack4(int a, int b, int c, int d) {
-  return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
-}
 ILM_HD void same_halves(Group32& g, float scale, float offset) {
   g.scale[0] = g.scale[1] = scale;
   g.offset[0] = g.offset[1] = offset;
 }
 
-// Q4_0 / Q4_1 / Q5_0 / Q5_1: one block is one group; element j is the low nibble of qs[j]
-// (j < 16) or the high nibble of qs[j - 16], its fifth bit bit j of qh.
+// Four bytes, little-endian, from a 4-byte (word4) or 2-byte (word2) aligned address on the
+// device; any address on the host. Blocks of 20, 24 and 84 bytes keep 4-byte alignment in rows
+// of whole blocks, those of 18, 22, 110 and 210 only 2-byte (block_rows_aligned).
+ILM_HD uint32_t word4(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(reinterpret_cast<const unsigned int*>(p));
+#else
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+#endif
+}
+ILM_HD uint32_t word2(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  const unsigned short* h = reinterpret_cast<const unsigned short*>(p);
+  return uint32_t(__ldg(h)) | uint32_t(__ldg(h + 1)) << 16;
+#else
+  return word4(p);
+#endif
+}
+
+// a - b in each byte, wrapping (int8 codes from offset-binary levels: level - bias).
+ILM_HD uint32_t sub_bytes(uint32_t a, uint32_t b) {
+  return ((a | 0x80808080u) - (b & 0x7F7F7F7Fu)) ^ ((a ^ ~b) & 0x80808080u);
+}
+
+// Bits 0..3 of x to bit 4 of bytes 0..3 (the fifth bits of four consecutive weights).
+ILM_HD uint32_t fifth_bits(uint32_t x) {
+  return ((x & 1u) | ((x & 2u) << 7) | ((x & 4u) << 14) | ((x & 8u) << 21)) << 4;
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1: one block is one group; weight j is the low nibble of qs[j]
+// (j < 16) or the high nibble of qs[j - 16], its fifth bit bit j of qh. Four weights per word.
 template <BlockType T>
 ILM_HD void legacy(const uint8_t* b, Group32& g) {
   constexpr bool has_min = T == BlockType::Q4_1 || T == BlockType::Q5_1;
   constexpr bool five = T == BlockType::Q5_0 || T == BlockType::Q5_1;
   const uint8_t* qh = b + (has_min ? 4 : 2);
   const uint8_t* qs = qh + (five ? 4 : 0);
-  const uint32_t high = five ? uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24 : 0;
-  constexpr int bias = has_min ? 0 : five ? 16 : 8;
-  int c[32];
-  for (int j = 0; j < 32; j++) {
-    int q = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
-    if (five) q |= int((high >> j) & 1) << 4;
-    c[j] = q - bias;
+  uint32_t high = 0;
+  if constexpr (five) high = has_min ? word4(qh) : word2(qh);
+  constexpr uint32_t bias = has_min ? 0u : five ? 0x10101010u : 0x08080808u;
+  ILM_UNROLL
+  for (int i = 0; i < 4; i++) {
+    const uint32_t w = has_min ? word4(qs + 4 * i) : word2(qs + 4 * i);
+    uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+    if constexpr (five) {
+      lo |= fifth_bits(high >> (4 * i));
+      hi |= fifth_bits(high >> (16 + 4 * i));
+    }
+    g.codes[i] = has_min ? lo : sub_bytes(lo, bias);
+    g.codes[4 + i] = has_min ? hi : sub_bytes(hi, bias);
   }
-  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
   same_halves(g, f16(b), has_min ? f16(b + 2) : 0.0f);
 }
 
@@ -121,14 +156,20 @@ ILM_HD void k4(const uint8_t* b, bool five, int s, Group32& g) {
   const uint8_t* qs = b + (five ? 48 : 16) + 32 * (s / 2);
   const Bytes16 q[2] = {load16(qs), load16(qs + 16)};
   const int shift = 4 * (s % 2);
+  ILM_UNROLL
   for (int j = 0; j < 8; j++) g.codes[j] = (q[j / 4].w[j % 4] >> shift) & 0x0F0F0F0Fu;
   if (five) {
     const Bytes16 h[2] = {load16(b + 16), load16(b + 32)};
+    ILM_UNROLL
     for (int j = 0; j < 8; j++) g.codes[j] |= ((h[j / 4].w[j % 4] >> s) & 0x01010101u) << 4;
   }
   // The 6-bit scale and min of sub-block s from the header's bytes 4..15 (quant/blocks.h's
   // scale_min_k4), kept in registers: no local array.
-  auto scale_byte = [&](int i) { return int((head.w[(4 + i) / 4] >> (8 * ((4 + i) % 4))) & 0xFF); };
+  auto scale_byte = [&](int i) {  // s varies per thread: selects, not an indexed (local memory) array
+    const int k = (4 + i) / 4;
+    const uint32_t w = k == 1 ? head.w[1] : k == 2 ? head.w[2] : head.w[3];
+    return int((w >> (8 * ((4 + i) % 4))) & 0xFF);
+  };
   int sc, m;
   if (s < 4) {
     sc = scale_byte(s) & 63;
@@ -141,35 +182,35 @@ ILM_HD void k4(const uint8_t* b, bool five, int s, Group32& g) {
   same_halves(g, d * float(sc), -(dmin * float(m)));
 }
 
-// The 2-bit level of weight e (0..255) of a Q2_K / Q3_K super-block: qs[32 h + l] holds weights
-// 128 h + l, + 32, + 64, + 96 in bits 0-1, 2-3, 4-5, 6-7.
-ILM_HD int level_2bit(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
-
+// Q2_K / Q3_K 2-bit levels: qs[32 h + l] holds weights 128 h + l, + 32, + 64, + 96 in bits 0-1,
+// 2-3, 4-5, 6-7, so sub-block s (32 weights) is one bit pair of 32 consecutive bytes.
 ILM_HD void q2_k(const uint8_t* b, int s, Group32& g) {
-  const uint8_t* scales = b;
-  const uint8_t* qs = b + 16;
+  const uint8_t* qs = b + 16 + 32 * (s / 4);
+  const int shift = 2 * (s % 4);
+  ILM_UNROLL
+  for (int j = 0; j < 8; j++) g.codes[j] = (word4(qs + 4 * j) >> shift) & 0x03030303u;
   const float d = f16(b + 80), dmin = f16(b + 82);
-  int c[32];
-  for (int i = 0; i < 32; i++) c[i] = level_2bit(qs, 32 * s + i);
-  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  ILM_UNROLL
   for (int h = 0; h < 2; h++) {
-    const int sc = scales[2 * s + h];
+    const int sc = b[2 * s + h];  // scales[16]: low nibble scale, high nibble min
     g.scale[h] = d * float(sc & 0xF);
     g.offset[h] = -(dmin * float(sc >> 4));
   }
 }
 
+// w = d * (s_j - 32) * (level - (high bit ? 0 : 4)): the code is (level | high << 2) - 4.
 ILM_HD void q3_k(const uint8_t* b, int s, Group32& g) {
-  const uint8_t* hmask = b;
-  const uint8_t* qs = b + 32;
+  const uint8_t* qs = b + 32 + 32 * (s / 4);
+  const int shift = 2 * (s % 4);
+  ILM_UNROLL
+  for (int j = 0; j < 8; j++) {
+    const uint32_t level = (word2(qs + 4 * j) >> shift) & 0x03030303u;
+    const uint32_t high = (word2(b + 4 * j) >> s) & 0x01010101u;  // hmask[l] bit k: weight 32 k + l
+    g.codes[j] = sub_bytes(level | high << 2, 0x04040404u);
+  }
   const uint8_t* packed = b + 96;
   const float d = f16(b + 108);
-  int c[32];
-  for (int i = 0; i < 32; i++) {
-    const int high = (hmask[i] >> s) & 1;  // hmask[l] bit k: weight 32 k + l
-    c[i] = level_2bit(qs, 32 * s + i) - (high ? 0 : 4);
-  }
-  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  ILM_UNROLL
   for (int h = 0; h < 2; h++) {
     const int j = 2 * s + h;  // 6-bit scale j, stored as low nibbles then high 2-bit pairs
     const int low = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
@@ -179,18 +220,22 @@ ILM_HD void q3_k(const uint8_t* b, int s, Group32& g) {
   }
 }
 
+// w = d * scale * (q - 32): per 128 weights, ql[l] = q[l] | q[l + 64] << 4, ql[l + 32] = q[l + 32] |
+// q[l + 96] << 4, and qh[l] holds the high bit pairs of q[l], q[l + 32], q[l + 64], q[l + 96].
 ILM_HD void q6_k(const uint8_t* b, int s, Group32& g) {
-  const uint8_t* ql = b;
-  const uint8_t* qh = b + 128;
+  const int h = s / 4, quarter = s % 4;  // 32 weights = one quarter of a 128-weight half
+  const uint8_t* ql = b + 64 * h + 32 * (quarter & 1);
+  const uint8_t* qh = b + 128 + 32 * h;
+  const int low_shift = 4 * (quarter >> 1), high_shift = 2 * quarter;
+  ILM_UNROLL
+  for (int j = 0; j < 8; j++) {
+    const uint32_t low = (word2(ql + 4 * j) >> low_shift) & 0x0F0F0F0Fu;
+    const uint32_t high = ((word2(qh + 4 * j) >> high_shift) & 0x03030303u) << 4;
+    g.codes[j] = sub_bytes(low | high, 0x20202020u);
+  }
   const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
   const float d = f16(b + 208);
-  const int h = s / 4, quarter = s % 4;  // 32 weights = one quarter of a 128-weight half
-  int c[32];
-  for (int l = 0; l < 32; l++) {
-    const int low = (ql[64 * h + l + 32 * (quarter & 1)] >> (4 * (quarter >> 1))) & 0xF;
-    c[l] = (low | (((qh[32 * h + l] >> (2 * quarter)) & 3) << 4)) - 32;
-  }
-  for (int j = 0; j < 8; j++) g.codes[j] = pack4(c[4 * j], c[4 * j + 1], c[4 * j + 2], c[4 * j + 3]);
+  ILM_UNROLL
   for (int k = 0; k < 2; k++) {
     g.scale[k] = d * float(scales[2 * s + k]);
     g.offset[k] = 0.0f;
@@ -234,11 +279,22 @@ void with_block_type(BlockType t, Fn&& fn) {
   }
 }
 
-// Q4_K / Q5_K are read with 16-byte loads on the device (blocks::k4): their blocks must start
-// 16-byte aligned, which rows of whole blocks in an aligned allocation do.
+// The alignment the device decoders read blocks with: 16-byte loads for Q4_K / Q5_K (144, 176
+// bytes), 4-byte for Q4_1 / Q5_1 / Q2_K (20, 24, 84), 2-byte for the rest (18, 22, 110, 210).
+// Rows of whole blocks in an aligned allocation keep it.
+inline size_t block_alignment(BlockType t) {
+  switch (t) {
+    case BlockType::Q4_K:
+    case BlockType::Q5_K: return 16;
+    case BlockType::Q4_1:
+    case BlockType::Q5_1:
+    case BlockType::Q2_K: return 4;
+    default: return 2;
+  }
+}
 inline bool block_rows_aligned(BlockType t, const void* data, size_t row_bytes) {
-  if (t != BlockType::Q4_K && t != BlockType::Q5_K) return true;
-  return reinterpret_cast<uintptr_t>(data) % 16 == 0 && row_bytes % 16 == 0;
+  const size_t a = block_alignment(t);
+  return reinterpret_cast<uintptr_t>(data) % a == 0 && row_bytes % a == 0;
 }
 
 // The same for a type known only at run time (host tools and tests).
