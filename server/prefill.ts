@@ -11,8 +11,14 @@
 // the caller sees one count for the whole prompt.
 import type { ModelInfo, Session } from '../native/index';
 
-/** Tokens per slice: a few engine chunks, short enough that a completion never waits long. */
-const SLICE_TOKENS = 512;
+/**
+ * Tokens per slice: short enough that a completion never waits long for one. A GPU computes a
+ * 4096-token slice in tens of milliseconds, and each call has fixed costs (a low-bit model's
+ * prefill decodes every weight matrix once per engine chunk), so there slices are longer.
+ */
+function sliceTokens(info: ModelInfo): number {
+  return info.device.startsWith('cuda') ? 4096 : 512;
+}
 
 interface Prefilled {
   /** Prompt tokens that were already in the cache before this request. */
@@ -69,18 +75,19 @@ export async function prefillInSlices(session: Session, info: ModelInfo, prompt:
   const cached = session.tokens;
   let reused = 0;
   while (reused < cached.length && reused < prompt.length - 1 && cached[reused] === prompt[reused]) reused++;
-  if (prompt.length - 1 - reused <= SLICE_TOKENS) return undefined;
+  const slice = sliceTokens(info);
+  if (prompt.length - 1 - reused <= slice) return undefined;
 
   session.truncate(reused);
   const started = performance.now();
   const total = prompt.length - 1 - reused;
   onProgress?.(0, total);
-  for (let at = reused; at < prompt.length - 1; at += SLICE_TOKENS) {
+  for (let at = reused; at < prompt.length - 1; at += slice) {
     await interactiveIdle();
     if (signal.aborted) return { reused, ms: performance.now() - started, cancelled: true };
     const before = at - reused;
     try {
-      await session.evaluate(prompt.slice(at, Math.min(at + SLICE_TOKENS, prompt.length - 1)), {
+      await session.evaluate(prompt.slice(at, Math.min(at + slice, prompt.length - 1)), {
         signal,
         onPrefillProgress: onProgress && ((done) => onProgress(before + done, total)),
       });
