@@ -158,7 +158,11 @@ export interface MemoryPlan {
   workspaceBytes: number;
   /** The weights were read into RAM, so memoryBytes (MemAvailable) already excludes them. */
   weightsInRam: boolean;
-  /** What is left for KV caches: memoryBytes - workspace - the weights unless already in RAM. */
+  /**
+   * What is left for KV caches. Host RAM: memoryBytes - workspace - the weights unless already in
+   * RAM. A GPU (device "cuda:N"): its free memory after the weights, less workspaceBytes (a reserve
+   * and the headroom of a cache's layer-by-layer growth).
+   */
   kvBudgetBytes: number;
   kvTypes: Record<KVType, { bytesPerToken: number; maxContext: number }>;
 }
@@ -287,7 +291,7 @@ export class Session {
   get ropeBase(): number { return this.handle.ropeBase(); }
   /** Positions currently held in the KV cache. */
   get length(): number { return this.handle.length(); }
-  /** Positions the KV cache has room for now: it grows as needed, never past the session's context. */
+  /** Positions the KV cache has room for now: it grows as needed, not past the session's context (on a GPU rounded up to 64). */
   get cacheCapacity(): number { return this.handle.cacheCapacity(); }
   get tokens(): number[] { return this.handle.tokens(); }
 

@@ -32,8 +32,10 @@ function unavailable(error: unknown): EngineUnavailable {
     return new EngineUnavailable('outOfMemory', `Not enough memory to load the model: ${message}. A smaller quantization or a smaller internlm.contextLength may help.`);
   }
   // The engine names device problems itself ("no usable CUDA device: …", "no CUDA backend", "the
-  // model needs 14.7 GiB of GPU memory; GPU 0 has 7.5 GiB free").
-  if (/CUDA|GPU/.test(message)) return new EngineUnavailable('noGpu', `${message}. Set internlm.device to "auto" or "cpu".`);
+  // model needs 14.7 GiB of GPU memory; GPU 0 has 7.5 GiB free"); a path may contain "GPU" too.
+  if (/no usable CUDA device|CUDA device \d+ is not usable|no CUDA backend|of GPU memory; GPU \d+ has/.test(message)) {
+    return new EngineUnavailable('noGpu', `${message}. Set internlm.device to "auto" or "cpu".`);
+  }
   if (/ENOENT|no such file|not found/i.test(message)) return new EngineUnavailable('modelNotFound', `${message}. ${SELECT_HINT}.`);
   return new EngineUnavailable('badModel', `The model could not be loaded: ${message}. ${SELECT_HINT}.`);
 }
@@ -48,6 +50,11 @@ export class EngineHost {
   private generation = 0;
   /** Counts size() calls: only the latest one creates sessions. */
   private sizing = 0;
+  /**
+   * Resolves when every disposed session pool's running calls have ended and let go of their KV
+   * caches. Sizing and loading wait for it, however many settings changes came in between.
+   */
+  private released: Promise<void> = Promise.resolve();
   private configured = false;
 
   constructor(private readonly status: StatusReporter, private readonly log: (message: string) => void) {}
@@ -96,11 +103,11 @@ export class EngineHost {
    * outOfMemory error that stays until the next settings change). Requests wait meanwhile.
    */
   private size(model: Model): void {
-    const previous = this.loaded?.sessions;
+    this.release(this.loaded?.sessions);
     this.loaded = undefined;
     this.failure = undefined;
     const ticket = ++this.sizing;
-    const sized: Promise<Model> = (previous?.dispose() ?? Promise.resolve()).then(() => {
+    const sized: Promise<Model> = this.released.then(() => {
       if (ticket === this.sizing && this.model === model) this.sizeNow(model);
       return model;
     });
@@ -133,8 +140,15 @@ export class EngineHost {
     });
   }
 
+  /** Disposes a session pool; `released` then also waits for its running calls. */
+  private release(sessions: SessionPool | undefined): void {
+    if (!sessions) return;
+    const ended = sessions.dispose();
+    this.released = Promise.all([this.released, ended]).then(() => undefined);
+  }
+
   private unload(): void {
-    void this.loaded?.sessions.dispose();
+    this.release(this.loaded?.sessions);
     this.loaded = undefined;
     this.model?.dispose();
     this.model = undefined;
@@ -173,6 +187,7 @@ export class EngineHost {
     const name = file.split(/[\\/]/).filter(Boolean).pop() ?? file;
     this.status.loading(0, `Loading ${name}…`);
     this.log(`loading ${file} (${JSON.stringify({ ...settings, completion: undefined })})`);
+    await this.released;  // on a GPU, "auto" and the fit check read its free memory
     const started = Date.now();
     const model = await Model.load(file, {
       threads: settings.threads || undefined,

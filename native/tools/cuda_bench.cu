@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/block_types.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_util.h"
 #include "cpu/kv_kernels.h"
@@ -142,6 +143,7 @@ TestMatrix make_matrix(WType type, int rows, int cols) {
       m.scales = to_device(sc);
       break;
     }
+    case WType::Blocks: throw Error("make_matrix: low-bit matrices come from make_block_matrix");
   }
   m.data = to_device(bytes);
   m.view = dense_matrix(type, rows, cols, m.data.get(), m.scales.get());
@@ -605,11 +607,6 @@ void check_fused_norm(WType type, int nt, int dim, int rows) {
 
 // ---- the low-bit GGUF types (WType::Blocks), against the CPU's quantizer and dequantizer
 
-DType dtype_of(BlockType t) {
-  const DType types[kBlockTypes] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
-                                    DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-  return types[int(t)];
-}
 
 // Rows of random weights quantized by the CPU's quantizer, in segments of the given types (as a
 // Q4_K_M file stacks Q4_K and Q6_K rows), on the device as a Blocks matrix; `values` are the

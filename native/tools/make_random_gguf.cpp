@@ -158,7 +158,8 @@ int main(int argc, char** argv) {
     if (wtype == kQ4KMix && (dim % 256 || ffn % 256)) throw std::runtime_error("q4_k_m needs dim and ffn multiples of 256");
 
     // llama.cpp's Q4_K_M: Q6_K for the head, and for attn_v / ffn_down in its "more bits" layers
-    // (the first and last eighth, every third between).
+    // (the first and last eighth, every third between), as quant/quantize_model.cpp's tensor_type
+    // decides for real files (this benchmark generator stays independent of the quantizer).
     auto more_bits = [&](int64_t l) { return l < layers / 8 || l >= 7 * layers / 8 || (l - layers / 8) % 3 == 2; };
     int64_t layer = -1;
     std::vector<TensorSpec> tensors;

@@ -15,6 +15,7 @@
 #include "cuda/cuda_util.h"
 #include "cuda/cuda_weights.h"
 #include "cuda/kernels.h"
+#include "engine/memory_plan.h"
 #include "util/error.h"
 
 namespace ilm::cuda {
@@ -28,11 +29,13 @@ constexpr size_t kRowStagingBytes = size_t(32) << 20;  // device staging of read
 // Working buffers for up to kMaxBatch tokens; sizes depend only on the model's shape.
 struct ScratchSizes {
   size_t x, qkv, q, gu, h, x16, xq, xd, partial, logits, ss, counters;
-  // Prefill of Blocks weights: fp16 rows of one slice of a matrix at a time (kDequantHalves).
+  // Prefill of low-bit (Blocks) weights: fp16 rows of one slice of a matrix at a time.
   static constexpr size_t kDequantHalves = size_t(32) << 20;
+  size_t dequant;
   int n_partials;
 
-  explicit ScratchSizes(const ModelConfig& c) {
+  ScratchSizes(const ModelConfig& c, bool block_weights) {
+    dequant = block_weights ? kDequantHalves : 0;
     const size_t B = kMaxBatch, dim = c.dim, hd = c.head_dim;
     const size_t q_dim = size_t(c.n_heads) * hd, kv_dim = size_t(c.n_kv_heads) * hd;
     const size_t widest = std::max({dim, q_dim, size_t(c.ffn_dim)});
@@ -53,7 +56,7 @@ struct ScratchSizes {
   static int ceil_div(int a, int b) { return (a + b - 1) / b; }
   size_t top_bytes() const { return size_t(kMaxTopK) * (sizeof(float) + sizeof(int32_t)); }
   size_t bytes() const {
-    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits + ss) * sizeof(float) + (x16 + kDequantHalves) * 2 + xq +
+    return (3 * x + qkv + 2 * q + gu + h + xd + partial + logits + ss) * sizeof(float) + (x16 + dequant) * 2 + xq +
            counters * sizeof(int) + size_t(kTopKBlocks) * kMaxTopK * 8 + top_bytes() + sizeof(StepParams) +
            kMaxBatch * sizeof(int32_t);
   }
@@ -72,9 +75,9 @@ int sm_count_of(int device) {
 //
 // Growing moves every row block to a wider stride, so old and new buffers exist at once. Layer by
 // layer, that costs the old cache plus one layer of the new one. (With one allocation for all
-// layers it cost old + new: a session's prefill, which grows the cache chunk by chunk from 512
-// positions, stopped growing near half of the free memory; a q8 7B cache, 68 KiB per position,
-// on an H200 with ~131 GiB free ran out at ~1.0M positions, though ~1.9M fit.) Each layer keeps
+// layers it cost old + new: by calculation, a session's prefill, which grows the cache chunk by
+// chunk from 512 positions, would stop growing near half of the free memory: a q8 7B cache, 68 KiB
+// per position, on an H200 with ~131 GiB free at ~1.0M positions, though ~1.9M fit.) Each layer keeps
 // its own capacity (KVLayer::capacity), so a growth that fails halfway leaves a valid cache whose
 // capacity() is the smallest layer's.
 class CudaKVCache final : public KVCache {
@@ -234,11 +237,10 @@ class CudaKVCache final : public KVCache {
   size_t layer_position_bytes() const { return size_t(blocks()) * (code_bytes_ + (kv_quantized(type_) ? 8 : 0)); }
 
   // The largest capacity (a multiple of kKVPositionAlign) to which every layer below n positions
-  // can grow in the device's free memory now, keeping kGrowSlackBytes free (staging buffers,
+  // can grow in the device's free memory now, keeping kDeviceReserveBytes free (staging buffers,
   // graphs, other allocations). Layer by layer, growing them to t needs the sum of their (t - old)
   // plus the largest old layer, which is still held while its last copy runs. 0: none or unknown.
   int fitting_capacity(int n) const {
-    constexpr size_t kGrowSlackBytes = size_t(512) << 20;
     size_t free_bytes = 0, total = 0;
     if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
       cudaGetLastError();
@@ -252,8 +254,8 @@ class CudaKVCache final : public KVCache {
       old_bytes += size_t(L.capacity) * per;
       largest_old = std::max(largest_old, size_t(L.capacity) * per);
     }
-    if (growing == 0 || free_bytes + old_bytes <= kGrowSlackBytes + largest_old) return 0;
-    const size_t t = (free_bytes + old_bytes - kGrowSlackBytes - largest_old) / (growing * per);
+    if (growing == 0 || free_bytes + old_bytes <= kDeviceReserveBytes + largest_old) return 0;
+    const size_t t = (free_bytes + old_bytes - kDeviceReserveBytes - largest_old) / (growing * per);
     return int(std::min<size_t>(t, INT32_MAX - kKVPositionAlign)) / kKVPositionAlign * kKVPositionAlign;
   }
 
@@ -275,7 +277,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(const Model& model, int device, int threads)
       : model_(model), c_(model.config), device_(device), threads_(threads),
-        scope_(device), stream_(device), sizes_(c_), sm_count_(sm_count_of(device)) {
+        scope_(device), stream_(device), sizes_(c_, has_block_weights(model)), sm_count_(sm_count_of(device)) {
     // INTERNLM_CUDA_GRAPHS=0 replays nothing (for timing the difference); INTERNLM_CUDA_SYNC=1
     // (a sync after every kernel, see common.cuh) cannot run inside a capture either.
     // INTERNLM_CUDA_FUSE=0 runs decode with separate RMSNorm kernels (to time or rule out the fusion).
@@ -302,9 +304,6 @@ class CudaBackend final : public Backend {
 
   KVType default_kv_type() const override { return KVType::F16; }
   std::unique_ptr<KVCache> create_cache(int initial_capacity, KVType type) override {
-    // The head sizes prefill (flash) attention is instantiated for; InternLM2.5 uses 128.
-    if (c_.head_dim != 16 && c_.head_dim != 32 && c_.head_dim != 64 && c_.head_dim != 128)
-      throw Error("head dimension " + std::to_string(c_.head_dim) + " is not supported by the CUDA backend (16, 32, 64, 128)");
     {
       // The decode split for this type, now rather than inside a graph capture (it queries the
       // kernel's occupancy).
@@ -400,7 +399,7 @@ class CudaBackend final : public Backend {
     logits_ = f32(s.logits);
     ss_ = f32(s.ss);
     x16_ = DeviceArray<uint16_t>(s.x16, device_, "the CUDA backend's working buffers");
-    if (has_blocks()) dequant_ = DeviceArray<uint16_t>(ScratchSizes::kDequantHalves, device_, "the CUDA backend's working buffers");
+    if (s.dequant) dequant_ = DeviceArray<uint16_t>(s.dequant, device_, "the CUDA backend's working buffers");
     xq_ = DeviceArray<int8_t>(s.xq, device_, "the CUDA backend's working buffers");
     counters_ = DeviceArray<int>(s.counters, device_, "the CUDA backend's working buffers");
     // attention_split leaves them zero after every launch; start them so, on the backend's stream
@@ -467,7 +466,7 @@ class CudaBackend final : public Backend {
   // GEMM that dequantizes its tiles in shared memory would remove it (NOTES.md).
   void gemm_blocks(const DevMatrix& w, int nt, float* y, int ldy, Epilogue epilogue) {
     cudaStream_t s = stream_.get();
-    const int slice = int(std::max<size_t>(1, ScratchSizes::kDequantHalves / size_t(w.cols)));
+    const int slice = int(std::max<size_t>(1, sizes_.dequant / size_t(w.cols)));
     for (int i = 0; i < w.n_segments; i++) {
       const BlockSegment& seg = w.segments[i];
       for (int r0 = 0; r0 < seg.rows; r0 += slice) {
@@ -486,13 +485,6 @@ class CudaBackend final : public Backend {
     if (w.type != WType::Blocks) return gemv_swiglu(w, x, xq, nt, h, s);
     gemv(w, x, xq, nt, gu_.get(), w.rows, Epilogue::Store, s);
     swiglu(gu_.get(), nt, w.rows / 2, h, s);
-  }
-
-  bool has_blocks() const {
-    bool any = weights_.tok_embd.view.type == WType::Blocks || weights_.output.view.type == WType::Blocks;
-    for (const DeviceLayer& L : weights_.layers)
-      for (const DeviceMatrix* m : {&L.wqkv, &L.wo, &L.w13, &L.w2}) any = any || m->view.type == WType::Blocks;
-    return any;
   }
 
   // y = W rmsnorm(x) (swiglu: h = SwiGLU of the [gate; up] matrix, decode only). In decode with
@@ -664,7 +656,7 @@ size_t required_bytes(const Model& model) {
   // Weights, working buffers, the upload staging buffer, a first 512-position KV cache, slack.
   const ModelConfig& c = model.config;
   const size_t kv = size_t(2) * c.n_layers * 512 * c.n_kv_heads * c.head_dim * 2;
-  return weight_bytes(model) + ScratchSizes(c).bytes() + (size_t(64) << 20) + kv + kSlackBytes;
+  return weight_bytes(model) + ScratchSizes(c, has_block_weights(model)).bytes() + (size_t(64) << 20) + kv + kSlackBytes;
 }
 
 std::unique_ptr<Backend> create_cuda_backend(const Model& model, int device, int threads) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cuda/block_types.h"
+
 namespace ilm::cuda {
 namespace {
 
@@ -13,22 +15,6 @@ struct RowRange {
   const Tensor* t;
   int64_t first, count;
 };
-
-// The low-bit GGUF types the kernels read as they are in the file (quant_blocks.h).
-bool block_type_of(DType type, BlockType* out) {
-  switch (type) {
-    case DType::Q4_0: *out = BlockType::Q4_0; return true;
-    case DType::Q4_1: *out = BlockType::Q4_1; return true;
-    case DType::Q5_0: *out = BlockType::Q5_0; return true;
-    case DType::Q5_1: *out = BlockType::Q5_1; return true;
-    case DType::Q2_K: *out = BlockType::Q2_K; return true;
-    case DType::Q3_K: *out = BlockType::Q3_K; return true;
-    case DType::Q4_K: *out = BlockType::Q4_K; return true;
-    case DType::Q5_K: *out = BlockType::Q5_K; return true;
-    case DType::Q6_K: *out = BlockType::Q6_K; return true;
-    default: return false;
-  }
-}
 
 WType device_type(const Tensor& t) {
   BlockType block = BlockType::Q4_0;
@@ -254,12 +240,20 @@ class Uploader {
 void check_supported(const Model& model) {
   const ModelConfig& c = model.config;
   const int hd = c.head_dim;
-  if (hd != 16 && hd != 32 && hd != 64 && hd != 128)  // prefill (flash) attention's instantiations
+  if (!flash_supported(hd, KVType::F16))  // prefill attention is instantiated for 16, 32, 64, 128
     throw Error("head dimension " + std::to_string(hd) + " is not supported by the CUDA backend (16, 32, 64, 128)");
   if (c.n_heads / c.n_kv_heads > kMaxGqaGroup)
     throw Error(std::to_string(c.n_heads / c.n_kv_heads) + " query heads per KV head is more than the CUDA backend supports (" +
                 std::to_string(kMaxGqaGroup) + ")");
   for_each_matrix(model, [](const std::vector<RowRange>& parts) { check_parts(parts); });
+}
+
+bool has_block_weights(const Model& model) {
+  bool any = false;
+  for_each_matrix(model, [&](const std::vector<RowRange>& parts) {
+    for (const RowRange& p : parts) any = any || device_type(*p.t) == WType::Blocks;
+  });
+  return any;
 }
 
 size_t weight_bytes(const Model& model) {

@@ -32,6 +32,9 @@ struct DeviceWeights {
 // Throws ilm::Error when the model has a shape or weight type the CUDA kernels do not handle.
 void check_supported(const Model& model);
 
+// Whether any matrix is of a low-bit block type (its prefill needs the fp16 slice buffer).
+bool has_block_weights(const Model& model);
+
 // Device bytes of the weights in their device layouts.
 size_t weight_bytes(const Model& model);
 

@@ -18,7 +18,8 @@ class KVCache {
   virtual ~KVCache() = default;
   virtual int capacity() const = 0;
   // Grows the cache to hold at least n positions (keeps contents); throws ilm::Error if it can't.
-  // A growth may take headroom (fewer regrowths) but never past growth_limit().
+  // A growth may take headroom (fewer regrowths) but not past growth_limit() (the CUDA cache
+  // rounds capacities up to a multiple of 64 positions).
   virtual void reserve(int n) = 0;
   // The most positions its owner will ever ask for (a session's context): memory planned for a
   // context must not be exceeded by a cache's growth headroom.

@@ -62,20 +62,17 @@ MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes) {
 }
 
 MemoryPlan plan_device_memory(const Model& model, uint64_t free_bytes) {
-  // Staging buffers of saved-cache transfers, cache growth rounding, CUDA graphs: kept free (the
-  // CUDA cache keeps as much free when it grows).
-  constexpr uint64_t kReserve = uint64_t(512) << 20;
   // A CUDA cache grows layer by layer, so the last layer's copy needs the whole new cache plus
   // that layer's old buffers: a cache of C positions can only be reached when one more layer of it
   // (C / n_layers positions) fits too. The budget B leaves that headroom for the largest cache:
-  // B + B / n_layers = free - kReserve. (Without it a single session planned at the maximum ran
-  // out of memory ~3 GiB short of it: 7B f16 on an H200 stopped near 1.04M of the 1.07M planned.)
+  // B + B / n_layers = free - kDeviceReserveBytes. (By calculation, without it a single session
+  // planned at the maximum would run out ~3 GiB short: 7B f16 on an H200 near 1.04M of 1.07M.)
   const uint64_t layers = uint64_t(std::max(model.config.n_layers, 1));
   MemoryPlan p;
   p.on_device = true;
   p.memory_bytes = free_bytes;
   p.weights_bytes = model.file_bytes;
-  const uint64_t after_reserve = free_bytes - std::min(free_bytes, kReserve);
+  const uint64_t after_reserve = free_bytes - std::min(free_bytes, kDeviceReserveBytes);
   p.kv_budget_bytes = after_reserve / (layers + 1) * layers;
   p.workspace_bytes = free_bytes - p.kv_budget_bytes;  // the reserve and the growth headroom
   for (int t = 0; t < MemoryPlan::kTypes; t++) {

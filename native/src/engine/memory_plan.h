@@ -29,6 +29,10 @@ uint64_t kv_bytes_per_token(const ModelConfig& c, KVType type);
 // memory_bytes: the RAM to plan for (0 reads MemAvailable from /proc/meminfo).
 MemoryPlan plan_memory(const Model& model, int chunk, uint64_t memory_bytes = 0);
 
+// GPU memory left free beside the KV caches (staging buffers of saved-cache transfers, growth
+// rounding, CUDA graphs): the plan keeps it out of the budget and a growing CUDA cache keeps it free.
+constexpr uint64_t kDeviceReserveBytes = uint64_t(512) << 20;
+
 // The plan for a GPU whose weights and buffers are already allocated: `free_bytes` (the device's
 // free memory now) less a reserve for what sessions allocate beside their caches and the headroom
 // of a cache's layer-by-layer growth (one layer of the largest cache).

@@ -27,7 +27,8 @@ class Session {
 
   int length() const { return int(tokens_.size()); }
   int max_context() const { return max_context_; }
-  // Positions the KV cache has room for now: it grows on demand, never past max_context().
+  // Positions the KV cache has room for now: it grows on demand, not past max_context() (the CUDA
+  // cache rounds up to 64 positions).
   int cache_capacity() const { return cache_->capacity(); }
   KVType kv_type() const { return kv_type_; }
   float rope_base() const { return rope_base_; }
