@@ -146,32 +146,19 @@ class CudaKVCache final : public KVCache {
   // Through a device staging buffer, chunk by chunk, on the legacy default stream (serialized
   // with the copies), then synchronized: no forward of this cache runs meanwhile (its session is busy).
   void read_rows(int layer, bool value, int from, int n, void* dst) const override {
-    DeviceScope scope(device_);
-    check_range(layer, from, n);
-    const size_t pb = position_bytes();
-    const int per = int(std::max<size_t>(1, std::min<size_t>(size_t(n), kRowStagingBytes / pb)));
-    DeviceArray<uint8_t> staging(size_t(per) * pb, device_, "the KV cache's copy buffer");
-    for (int done = 0; done < n; done += per) {
-      const int count = std::min(per, n - done);
-      kv_pack_rows(this->layer(layer), value, from + done, count, staging.get(), nullptr);
-      check(cudaMemcpy(static_cast<uint8_t*>(dst) + size_t(done) * pb, staging.get(), size_t(count) * pb,
-                       cudaMemcpyDeviceToHost),
+    staged(layer, from, n, [&](uint8_t* staging, int done, int count, size_t pb) {
+      kv_pack_rows(this->layer(layer), value, from + done, count, staging, nullptr);
+      check(cudaMemcpy(static_cast<uint8_t*>(dst) + size_t(done) * pb, staging, size_t(count) * pb, cudaMemcpyDeviceToHost),
             "KV cache read");
-    }
+    });
   }
   void write_rows(int layer, bool value, int from, int n, const void* src) override {
-    DeviceScope scope(device_);
-    check_range(layer, from, n);
-    const size_t pb = position_bytes();
-    const int per = int(std::max<size_t>(1, std::min<size_t>(size_t(n), kRowStagingBytes / pb)));
-    DeviceArray<uint8_t> staging(size_t(per) * pb, device_, "the KV cache's copy buffer");
-    for (int done = 0; done < n; done += per) {
-      const int count = std::min(per, n - done);
-      check(cudaMemcpy(staging.get(), static_cast<const uint8_t*>(src) + size_t(done) * pb, size_t(count) * pb,
+    staged(layer, from, n, [&](uint8_t* staging, int done, int count, size_t pb) {
+      check(cudaMemcpy(staging, static_cast<const uint8_t*>(src) + size_t(done) * pb, size_t(count) * pb,
                        cudaMemcpyHostToDevice),
             "KV cache write");
-      kv_unpack_rows(this->layer(layer), value, from + done, count, staging.get(), nullptr);
-    }
+      kv_unpack_rows(this->layer(layer), value, from + done, count, staging, nullptr);
+    });
     check(cudaDeviceSynchronize(), "KV cache write");  // before a forward on the backend's stream reads them
   }
 
@@ -203,6 +190,18 @@ class CudaKVCache final : public KVCache {
     DeviceArray<float> pairs;   // [K, V][kv_head][capacity] (scale, zero), q8/q4 only
     int capacity = 0;
   };
+
+  // Calls step(staging, done, count, position_bytes) for consecutive chunks of positions
+  // [from, from + n) of one layer, each small enough for the staging buffer.
+  template <typename Step>
+  void staged(int layer, int from, int n, Step&& step) const {
+    DeviceScope scope(device_);
+    check_range(layer, from, n);
+    const size_t pb = position_bytes();
+    const int per = int(std::max<size_t>(1, std::min<size_t>(size_t(n), kRowStagingBytes / pb)));
+    DeviceArray<uint8_t> staging(size_t(per) * pb, device_, "the KV cache's copy buffer");
+    for (int done = 0; done < n; done += per) step(staging.get(), done, std::min(per, n - done), pb);
+  }
 
   static int round_up(int n) { return (n + kKVPositionAlign - 1) / kKVPositionAlign * kKVPositionAlign; }
   int blocks() const { return 2 * n_kv_; }  // (K/V, head) row blocks of one layer

@@ -11,6 +11,11 @@
 #include <cstring>
 #include <type_traits>
 
+#include "util/half.h"
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#endif
+
 #ifdef __CUDACC__
 #define ILM_HD __host__ __device__ __forceinline__
 #define ILM_UNROLL _Pragma("unroll")
@@ -47,20 +52,12 @@ struct Group32 {
   float offset[2];
 };
 
+// The project's fp16 conversion on the host (util/half.h), the hardware's on the device.
 ILM_HD float f16_bits_to_f32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float
-    const float f = float(mant) * 5.9604644775390625e-8f;
-    return sign ? -f : f;
-  }
-  const uint32_t bits = exp == 31 ? sign | 0x7f800000u | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
 #ifdef __CUDA_ARCH__
-  return __uint_as_float(bits);
+  return __half2float(__ushort_as_half(h));
 #else
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return fp16_to_f32(h);
 #endif
 }
 
